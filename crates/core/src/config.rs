@@ -1,0 +1,150 @@
+//! Settings: what an operator can configure (TOML file, then `TESSERA_*` environment variables).
+//!
+//! Loading lives in the server crate; this module only describes the settings and their defaults.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+
+#[derive(Clone, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Address to listen on.
+    pub listen: String,
+    /// `sqlite://path` or `postgres://...`; empty = `<data_dir>/tessera.db`.
+    pub database_url: Option<String>,
+    /// Holds the SQLite file, the master key and initial-account.json.
+    pub data_dir: PathBuf,
+    /// 64 hex characters; empty = read or create `<data_dir>/master.key`.
+    pub master_key: Option<String>,
+    /// Connection pool size.
+    pub db_max_connections: u32,
+    pub otp: OtpSettings,
+    pub session: SessionSettings,
+    pub u2f: U2fSettings,
+    pub log: LogSettings,
+    /// Delivery providers, raw (read by the delivery module).
+    pub delivery: serde_json::Value,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("database_url", &self.database_url.as_ref().map(|u| redact_url(u)))
+            .field("data_dir", &self.data_dir)
+            .field("master_key", &self.master_key.as_ref().map(|_| "<redacted>"))
+            .field("otp", &self.otp)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hides a password inside a URL (`postgres://u:secret@h/db` -> `postgres://u:***@h/db`).
+pub fn redact_url(url: &str) -> String {
+    if let Some(scheme_end) = url.find("://") {
+        let rest = &url[scheme_end + 3..];
+        if let Some(at) = rest.find('@') {
+            let creds = &rest[..at];
+            if let Some(colon) = creds.find(':') {
+                return format!("{}://{}:***@{}", &url[..scheme_end], &creds[..colon], &rest[at + 1..]);
+            }
+        }
+    }
+    url.to_string()
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "127.0.0.1:8080".into(),
+            database_url: None,
+            data_dir: PathBuf::from("./tessera-data"),
+            master_key: None,
+            db_max_connections: 8,
+            otp: OtpSettings::default(),
+            session: SessionSettings::default(),
+            u2f: U2fSettings::default(),
+            log: LogSettings::default(),
+            delivery: serde_json::Value::Null,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct OtpSettings {
+    pub max_failures: i64,
+    pub lockout_seconds: i64,
+    pub sent_code_lifetime_seconds: i64,
+    pub send_limit: i64,
+    pub send_window_seconds: i64,
+    /// HOTP look-ahead when the device sets none.
+    pub hotp_window: i64,
+    /// TOTP steps accepted either side when the device sets none.
+    pub totp_steps: i64,
+    /// Counters searched by activation / resync.
+    pub resync_hotp_window: i64,
+    /// Seconds either side searched by activation / resync for TOTP.
+    pub resync_totp_seconds: i64,
+    /// Prefix of generated psns.
+    pub psn_prefix: String,
+    /// Issuer shown in authenticator apps (otpauth URI).
+    pub issuer: String,
+}
+
+impl Default for OtpSettings {
+    fn default() -> Self {
+        OtpSettings {
+            max_failures: 10,
+            lockout_seconds: 900,
+            sent_code_lifetime_seconds: 300,
+            send_limit: 5,
+            send_window_seconds: 900,
+            hotp_window: 10,
+            totp_steps: 1,
+            resync_hotp_window: 1000,
+            resync_totp_seconds: 86400,
+            psn_prefix: "TESS".into(),
+            issuer: "Tessera".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SessionSettings {
+    pub default_minutes: i64,
+    pub max_minutes: i64,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings { default_minutes: 30, max_minutes: 43200 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct U2fSettings {
+    pub ceremony_seconds: i64,
+}
+
+impl Default for U2fSettings {
+    fn default() -> Self {
+        U2fSettings { ceremony_seconds: 300 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: String,
+    /// tracing filter, e.g. `info` or `tessera=debug`.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { format: "text".into(), level: "info".into() }
+    }
+}

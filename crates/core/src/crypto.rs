@@ -1,0 +1,224 @@
+//! Secrets: random tokens, hashes of account keys and session tokens, argon2id passwords, and the
+//! master key that encrypts OTP seeds at rest (AES-256-GCM, bound to account and device).
+//!
+//! Nothing here logs, and no type here prints its secret through `Debug`.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::rngs::OsRng;
+use rand::RngCore;
+use sha2::{Digest, Sha256, Sha384, Sha512};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+/// `n` random bytes from the operating system.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    OsRng.fill_bytes(&mut v);
+    v
+}
+
+/// A 256-bit random secret, URL-safe base64 without padding (43 characters).
+pub fn random_token() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes(32))
+}
+
+/// SHA-256 of a high-entropy secret (account keys, session tokens, U2F session ids).
+pub fn secret_hash(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// Constant-time equality of two byte strings.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// Hashes a password for storage with argon2id (PHC string).
+///
+/// A `pw` of the form `{sha256}`/`{sha384}`/`{sha512}` + base64 digest is an imported hash: it is
+/// stored as `{shaNNN}` + argon2id over the digest bytes, and checked by hashing the candidate first.
+pub fn hash_password(pw: &str) -> Result<String, String> {
+    let (prefix, material): (&str, Zeroizing<Vec<u8>>) = match imported_digest(pw)? {
+        Some((prefix, digest)) => (prefix, Zeroizing::new(digest)),
+        None => ("", Zeroizing::new(pw.as_bytes().to_vec())),
+    };
+    let salt = SaltString::generate(&mut OsRng);
+    let phc = Argon2::default()
+        .hash_password(&material, &salt)
+        .map_err(|e| format!("password hashing failed: {e}"))?
+        .to_string();
+    Ok(format!("{prefix}{phc}"))
+}
+
+/// Checks a candidate password against a stored hash (from [`hash_password`]).
+pub fn verify_password(candidate: &str, stored: &str) -> bool {
+    let (material, phc): (Zeroizing<Vec<u8>>, &str) = match split_prefix(stored) {
+        Some((alg, rest)) => (Zeroizing::new(digest_with(alg, candidate.as_bytes())), rest),
+        None => (Zeroizing::new(candidate.as_bytes().to_vec()), stored),
+    };
+    match PasswordHash::new(phc) {
+        Ok(parsed) => Argon2::default().verify_password(&material, &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+const PREFIXES: [&str; 3] = ["{sha256}", "{sha384}", "{sha512}"];
+
+fn imported_digest(pw: &str) -> Result<Option<(&'static str, Vec<u8>)>, String> {
+    for (prefix, len) in PREFIXES.iter().zip([32usize, 48, 64]) {
+        if let Some(b64) = strip_prefix_ci(pw, prefix) {
+            let digest = STANDARD
+                .decode(b64.trim())
+                .map_err(|_| format!("{prefix} password is not valid base64"))?;
+            if digest.len() != len {
+                return Err(format!("{prefix} password digest must be {len} bytes"));
+            }
+            return Ok(Some((prefix, digest)));
+        }
+    }
+    Ok(None)
+}
+
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    if s.len() >= prefix.len() && s.is_char_boundary(prefix.len()) && s[..prefix.len()].eq_ignore_ascii_case(prefix) {
+        Some(&s[prefix.len()..])
+    } else {
+        None
+    }
+}
+
+fn split_prefix(stored: &str) -> Option<(&'static str, &str)> {
+    PREFIXES.iter().find_map(|p| stored.strip_prefix(p).map(|rest| (*p, rest)))
+}
+
+fn digest_with(alg: &str, data: &[u8]) -> Vec<u8> {
+    match alg {
+        "{sha384}" => Sha384::digest(data).to_vec(),
+        "{sha512}" => Sha512::digest(data).to_vec(),
+        _ => Sha256::digest(data).to_vec(),
+    }
+}
+
+/// The 32-byte master key that encrypts secrets at rest.
+#[derive(Clone)]
+pub struct MasterKey(Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+impl MasterKey {
+    /// Parses 64 hex characters (surrounding whitespace ignored).
+    pub fn from_hex(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.len() != 64 {
+            return Err("the master key must be exactly 64 hex characters (32 bytes)".into());
+        }
+        let bytes = hex::decode(s).map_err(|_| "the master key must be 64 hex characters (0-9, a-f)".to_string())?;
+        let mut k = [0u8; 32];
+        k.copy_from_slice(&bytes);
+        Ok(MasterKey(Zeroizing::new(k)))
+    }
+
+    pub fn generate() -> Self {
+        let mut k = [0u8; 32];
+        OsRng.fill_bytes(&mut k);
+        MasterKey(Zeroizing::new(k))
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(*self.0)
+    }
+
+    /// A value that identifies this key without revealing it (stored in the database so that a
+    /// node started with another key refuses to run instead of failing on every seed).
+    pub fn check_value(&self) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&*self.0).expect("HMAC accepts any key length");
+        mac.update(b"tessera master key check v1");
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new_from_slice(&*self.0).expect("key is 32 bytes")
+    }
+
+    /// Encrypts a seed bound to `account_id` and the device's `psn`: nonce(12) ‖ ciphertext+tag.
+    pub fn seal_seed(&self, account_id: i64, psn: &str, seed: &[u8]) -> Vec<u8> {
+        let mut nonce_bytes = [0u8; 12];
+        OsRng.fill_bytes(&mut nonce_bytes);
+        let aad = seed_aad(account_id, psn);
+        let ct = self
+            .cipher()
+            .encrypt(&Nonce::from(nonce_bytes), Payload { msg: seed, aad: &aad })
+            .expect("AES-GCM encryption of a short seed cannot fail");
+        let mut out = nonce_bytes.to_vec();
+        out.extend_from_slice(&ct);
+        out
+    }
+
+    /// Decrypts a sealed seed; `None` if it was not sealed for this account and device or under this key.
+    pub fn open_seed(&self, account_id: i64, psn: &str, sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        if sealed.len() < 12 + 16 {
+            return None;
+        }
+        let (nonce, ct) = sealed.split_at(12);
+        let nonce: [u8; 12] = nonce.try_into().ok()?;
+        let aad = seed_aad(account_id, psn);
+        self.cipher()
+            .decrypt(&Nonce::from(nonce), Payload { msg: ct, aad: &aad })
+            .ok()
+            .map(Zeroizing::new)
+    }
+}
+
+fn seed_aad(account_id: i64, psn: &str) -> Vec<u8> {
+    format!("tessera-seed-v1|{account_id}|{psn}").into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_round_trip_and_imports_work() {
+        let h = hash_password("correct horse").expect("hash");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong", &h));
+        let digest = STANDARD.encode(Sha256::digest(b"imported pw"));
+        let h2 = hash_password(&format!("{{SHA256}}{digest}")).expect("hash");
+        assert!(h2.starts_with("{sha256}$argon2id$"));
+        assert!(verify_password("imported pw", &h2));
+        assert!(!verify_password("other", &h2));
+        assert!(hash_password("{sha256}not-base64!!").is_err());
+        assert!(hash_password("{sha512}AAAA").is_err());
+    }
+
+    #[test]
+    fn seeds_are_bound_to_account_and_device() {
+        let k = MasterKey::generate();
+        let sealed = k.seal_seed(7, "PSN-1", b"12345678901234567890");
+        assert!(!sealed.windows(20).any(|w| w == b"12345678901234567890"));
+        assert_eq!(k.open_seed(7, "PSN-1", &sealed).map(|s| s.to_vec()), Some(b"12345678901234567890".to_vec()));
+        assert!(k.open_seed(8, "PSN-1", &sealed).is_none());
+        assert!(k.open_seed(7, "PSN-2", &sealed).is_none());
+        assert!(MasterKey::generate().open_seed(7, "PSN-1", &sealed).is_none());
+    }
+
+    #[test]
+    fn master_key_parsing() {
+        assert!(MasterKey::from_hex("zz").is_err());
+        assert!(MasterKey::from_hex(&"g".repeat(64)).is_err());
+        let k = MasterKey::generate();
+        let k2 = MasterKey::from_hex(&k.to_hex()).expect("parse");
+        assert_eq!(k.check_value(), k2.check_value());
+        assert_eq!(format!("{k:?}"), "MasterKey(<redacted>)");
+    }
+}

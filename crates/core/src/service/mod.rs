@@ -1,0 +1,199 @@
+//! The service layer: one entry point, [`Service::handle`], used by both front doors.
+//!
+//! Flow of one request: authenticate the account (9000 and stop if that fails) → look the
+//! operation up in the catalogue → run its handler (which reads typed values from [`Params`],
+//! loads through the [`Store`], calls the pure `otp`/`u2f` code and writes back in one
+//! use-case-sized step) → record the audit row → return an [`Outcome`] that each front door
+//! renders in exactly one place.
+
+pub mod accounts;
+pub mod audit;
+pub mod sessions;
+pub mod users;
+
+use crate::catalog::{self, Group, OpSpec};
+use crate::config::Settings;
+use crate::crypto::{self, MasterKey};
+use crate::error::{code, ApiError};
+use crate::params::Params;
+use crate::store::{AccountRow, AuditRow, Store};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Wall-clock time, injectable for tests.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> i64;
+    fn now(&self) -> i64 {
+        self.now_ms().div_euclid(1000)
+    }
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// Where the request came from (for the audit trail).
+#[derive(Debug, Clone, Default)]
+pub struct RequestCtx {
+    pub source: String,
+}
+
+/// The authenticated account a request acts for.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub account: AccountRow,
+}
+
+impl Caller {
+    pub fn account_id(&self) -> i64 {
+        self.account.id
+    }
+}
+
+/// A handler's success: the operation's fields (besides type / errorCode / errorMessage).
+pub type Reply = Map<String, Value>;
+pub type OpResult = Result<Reply, ApiError>;
+
+/// What a front door renders.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The reply's `type`.
+    pub reply_type: String,
+    pub result: OpResult,
+    /// `errorMessage` on success.
+    pub ok_message: &'static str,
+    pub op: Option<&'static OpSpec>,
+}
+
+impl Outcome {
+    pub fn code(&self) -> i64 {
+        match &self.result {
+            Ok(_) => code::OK,
+            Err(e) => e.code,
+        }
+    }
+    pub fn message(&self) -> &str {
+        match &self.result {
+            Ok(_) => self.ok_message,
+            Err(e) => &e.message,
+        }
+    }
+}
+
+/// Everything a handler needs.
+pub struct Service {
+    pub store: Arc<dyn Store>,
+    pub settings: Arc<Settings>,
+    pub master_key: MasterKey,
+    pub clock: Arc<dyn Clock>,
+    audit: audit::AuditSink,
+    /// Hash of a random value, compared against when the account name is unknown so that an
+    /// unknown account costs the same as a wrong key.
+    dummy_key_hash: Vec<u8>,
+    /// argon2id hash of a random password, verified against when the user is unknown.
+    pub(crate) dummy_password_hash: String,
+}
+
+impl Service {
+    pub fn new(store: Arc<dyn Store>, settings: Arc<Settings>, master_key: MasterKey, clock: Arc<dyn Clock>, audit: audit::AuditSink) -> Self {
+        let dummy_password_hash = crypto::hash_password(&crypto::random_token()).unwrap_or_default();
+        Service { store, settings, master_key, clock, audit, dummy_key_hash: crypto::secret_hash(&crypto::random_token()), dummy_password_hash }
+    }
+
+    /// Authenticates the account of a request: a wrong or missing pair, or a disabled account, is 9000.
+    pub async fn authenticate(&self, name: Option<&str>, key: Option<&str>) -> Result<Caller, ApiError> {
+        let (Some(name), Some(key)) = (name.filter(|s| !s.is_empty()), key.filter(|s| !s.is_empty())) else {
+            return Err(ApiError::partner_login());
+        };
+        if name.len() > 256 || key.len() > 1024 {
+            return Err(ApiError::partner_login());
+        }
+        let candidate = crypto::secret_hash(key);
+        let account = self.store.account_by_name(name).await?;
+        let expected = account.as_ref().map(|a| a.key_hash.as_slice()).unwrap_or(&self.dummy_key_hash);
+        let key_ok = crypto::ct_eq(&candidate, expected);
+        match account {
+            Some(account) if key_ok && account.enabled => Ok(Caller { account }),
+            _ => Err(ApiError::partner_login()),
+        }
+    }
+
+    /// Handles one request from either front door and records it in the audit trail.
+    pub async fn handle(&self, type_name: Option<&str>, params: Params, ctx: &RequestCtx) -> Outcome {
+        let started = Instant::now();
+        let sent_type = type_name.unwrap_or("").to_string();
+        let op = catalog::lookup(&sent_type);
+        let account_name = params.opt_str("spAccountLoginName").ok().flatten();
+        let account_key = params.opt_str("spAccountLoginKey").ok().flatten();
+        let mut account_id = None;
+        let result = match self.authenticate(account_name.as_deref(), account_key.as_deref()).await {
+            Err(e) => Err(e),
+            Ok(caller) => {
+                account_id = Some(caller.account_id());
+                match op {
+                    None if sent_type.is_empty() => Err(ApiError::new(code::UNKNOWN_TYPE, "missing field: type")),
+                    None => Err(ApiError::new(code::UNKNOWN_TYPE, format!("unknown type [{}]", crate::error::display_name(&sent_type)))),
+                    Some(op) => self.run(op, &caller, &params).await,
+                }
+            }
+        };
+        let reply_type = match op.and_then(|o| o.reply_type) {
+            Some(fixed) => fixed.to_string(),
+            None => sent_type.clone(),
+        };
+        let outcome = Outcome { reply_type, result, ok_message: op.map(|o| o.ok_message).unwrap_or("OK"), op };
+        self.audit
+            .record(AuditRow {
+                id: 0,
+                at_ms: self.clock.now_ms(),
+                account_id,
+                account_name: clip(account_name.as_deref().unwrap_or("")),
+                op: clip(op.map(|o| o.name).unwrap_or(&sent_type)),
+                username: clip(&params.opt_str("username").ok().flatten().unwrap_or_default()),
+                psn: clip(&params.opt_str("psn").ok().flatten().unwrap_or_default()),
+                code: outcome.code(),
+                source: clip(&ctx.source),
+                duration_us: started.elapsed().as_micros() as i64,
+            })
+            .await;
+        outcome
+    }
+
+    async fn run(&self, op: &'static OpSpec, caller: &Caller, params: &Params) -> OpResult {
+        match op.group {
+            Group::Users => users::run(self, op.name, caller, params).await,
+            Group::Sessions => sessions::run(self, op.name, caller, params).await,
+            Group::Oath | Group::Delivery | Group::U2f => Err(ApiError::new(code::UNKNOWN_TYPE, format!("unknown type [{}]", op.name))),
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+}
+
+/// Audit columns keep at most 128 characters of what the caller sent.
+fn clip(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(128).collect()
+}
+
+/// Builds a reply map from pairs.
+#[macro_export]
+macro_rules! reply {
+    ($($k:expr => $v:expr),* $(,)?) => {{
+        #[allow(unused_mut)]
+        let mut m = serde_json::Map::new();
+        $( m.insert(($k).to_string(), serde_json::json!($v)); )*
+        m
+    }};
+}

@@ -1,0 +1,255 @@
+//! Users: add, update, delete, find, search and first-factor validation (decisions §8).
+
+use super::{Caller, OpResult, Service};
+use crate::catalog::{f, FieldSpec, Group, Kind::*, OpSpec};
+use crate::crypto;
+use crate::error::{code, ApiError, StoreError};
+use crate::params::Params;
+use crate::reply;
+use crate::store::{DeviceRow, UserPatch, UserRow};
+use serde_json::{json, Value};
+
+const USERNAME: FieldSpec = f("username", Str, true, "The user's login name (unique per account, case-insensitive).");
+const USER_FIELDS: &[FieldSpec] = &[
+    USERNAME,
+    f("firstName", Str, false, "First name."),
+    f("lastName", Str, false, "Last name."),
+    f("mobile", Str, false, "Mobile number, e.g. +1(800)200-8411; used for sms and voice."),
+    f("email", Str, false, "Email address; used for email passcodes and notifications."),
+    f("pw", Str, false, "Password (alias: password); plain, or {sha256}/{sha384}/{sha512} + base64 digest."),
+    f("userStatus", Int, false, "0 = enabled, 1 = disabled."),
+];
+
+const fn op(name: &'static str, aliases: &'static [&'static str], summary: &'static str, fields: &'static [FieldSpec]) -> OpSpec {
+    OpSpec { name, aliases, reply_type: None, summary, fields, ok_message: "OK", group: Group::Users }
+}
+
+pub const OPS: &[OpSpec] = &[
+    op("add_user", &[], "Add a user.", USER_FIELDS),
+    op("update_user", &[], "Update a user; omitted or empty fields keep their value.", USER_FIELDS),
+    op(
+        "delete_user",
+        &[],
+        "Delete a user with their devices, keys and session tokens (hardware tokens return to the inventory).",
+        &[USERNAME, f("removeRelated", Bool, false, "Also delete the user's audit trail.")],
+    ),
+    op("find_user", &[], "A user's details and devices.", &[USERNAME]),
+    op(
+        "find_users",
+        &[],
+        "Search users by username or email with SQL wildcards (% and _); at most 1000 results.",
+        &[f("queryFilter", Str, false, "Pattern, e.g. ma%; default %."), f("queryFilterType", Str, false, "username (default) or email; alias queryType.")],
+    ),
+    op(
+        "validate_user",
+        &["validate_u2f_user"],
+        "Check a user's password (first factor), or with noAuth=1 only report status and devices.",
+        &[USERNAME, f("pw", Str, false, "Password to check."), f("noAuth", Int, false, "1 = do not check the password.")],
+    ),
+];
+
+pub(super) async fn run(svc: &Service, name: &str, caller: &Caller, p: &Params) -> OpResult {
+    match name {
+        "add_user" => add_user(svc, caller, p).await.map(|_| reply!()),
+        "update_user" => update_user(svc, caller, p).await,
+        "delete_user" => delete_user(svc, caller, p).await,
+        "find_user" => find_user(svc, caller, p).await,
+        "find_users" => find_users(svc, caller, p).await,
+        "validate_user" => validate_user(svc, caller, p).await,
+        other => Err(ApiError::new(code::UNKNOWN_TYPE, format!("unknown type [{other}]"))),
+    }
+}
+
+/// The case-folded form under which usernames are unique.
+pub fn username_key(username: &str) -> String {
+    username.trim().to_lowercase()
+}
+
+/// Reads and checks `username`: 1..=256 characters, no control characters.
+pub fn read_username(p: &Params) -> Result<String, ApiError> {
+    let u = p.str("username")?;
+    let u = u.trim().to_string();
+    if u.is_empty() {
+        return Err(ApiError::missing("username"));
+    }
+    if u.chars().count() > 256 {
+        return Err(ApiError::invalid("username", "longer than 256 characters"));
+    }
+    if u.chars().any(char::is_control) {
+        return Err(ApiError::invalid("username", "contains control characters"));
+    }
+    Ok(u)
+}
+
+/// Loads the request's user (9106 if there is none in this account).
+pub async fn load_user(svc: &Service, caller: &Caller, p: &Params) -> Result<UserRow, ApiError> {
+    let username = read_username(p)?;
+    svc.store
+        .user_by_key(caller.account_id(), &username_key(&username))
+        .await?
+        .ok_or_else(|| ApiError::user_not_found(&username))
+}
+
+fn read_status(p: &Params) -> Result<Option<i64>, ApiError> {
+    p.opt_i64_in("userStatus", 0, 1)
+}
+
+fn read_text(p: &Params, name: &str, max: usize) -> Result<Option<String>, ApiError> {
+    match p.opt_str(name)? {
+        Some(s) if s.chars().count() > max => Err(ApiError::invalid(name, format!("longer than {max} characters"))),
+        Some(s) if s.chars().any(char::is_control) => Err(ApiError::invalid(name, "contains control characters")),
+        other => Ok(other),
+    }
+}
+
+async fn hash_pw(pw: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || crypto::hash_password(&pw))
+        .await
+        .map_err(|_| ApiError::new(code::INTERNAL_ERROR, "password hashing was interrupted"))?
+        .map_err(|e| ApiError::invalid("pw", e))
+}
+
+/// Verifies a password off the async threads (argon2 takes tens of milliseconds).
+pub async fn check_password(candidate: String, stored: String) -> bool {
+    tokio::task::spawn_blocking(move || crypto::verify_password(&candidate, &stored)).await.unwrap_or(false)
+}
+
+/// Adds a user from the request's fields; shared with add_oath_account / add_u2f_account.
+pub async fn add_user(svc: &Service, caller: &Caller, p: &Params) -> Result<UserRow, ApiError> {
+    let username = read_username(p)?;
+    let mut user = UserRow {
+        account_id: caller.account_id(),
+        username: username.clone(),
+        first_name: read_text(p, "firstName", 256)?.unwrap_or_default(),
+        last_name: read_text(p, "lastName", 256)?.unwrap_or_default(),
+        mobile: read_text(p, "mobile", 64)?.unwrap_or_default(),
+        email: read_text(p, "email", 320)?.unwrap_or_default(),
+        password_hash: None,
+        status: read_status(p)?.unwrap_or(0),
+        created_at: svc.now(),
+        ..Default::default()
+    };
+    if let Some(pw) = p.opt_str("pw")? {
+        user.password_hash = Some(hash_pw(pw).await?);
+    }
+    match svc.store.create_user(&user, &username_key(&username)).await {
+        Ok(id) => {
+            user.id = id;
+            Ok(user)
+        }
+        Err(StoreError::Conflict) => {
+            Err(ApiError::new(code::USER_EXISTS, format!("User already exists [{}]", crate::error::display_name(&username))))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn update_user(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
+    let user = load_user(svc, caller, p).await?;
+    let mut patch = UserPatch {
+        first_name: read_text(p, "firstName", 256)?,
+        last_name: read_text(p, "lastName", 256)?,
+        mobile: read_text(p, "mobile", 64)?,
+        email: read_text(p, "email", 320)?,
+        password_hash: None,
+        status: read_status(p)?,
+    };
+    if let Some(pw) = p.opt_str("pw")? {
+        patch.password_hash = Some(hash_pw(pw).await?);
+    }
+    if !svc.store.update_user(caller.account_id(), user.id, &patch).await? {
+        return Err(ApiError::user_not_found(&user.username));
+    }
+    Ok(reply!())
+}
+
+async fn delete_user(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
+    let user = load_user(svc, caller, p).await?;
+    let remove_related = p.bool_or("removeRelated", false)?;
+    if !svc.store.delete_user(caller.account_id(), user.id, &username_key(&user.username), remove_related).await? {
+        return Err(ApiError::user_not_found(&user.username));
+    }
+    Ok(reply!())
+}
+
+/// The `Devices` array of find_user / validate_user.
+pub fn devices_json(devices: &[DeviceRow]) -> Value {
+    Value::Array(
+        devices
+            .iter()
+            .map(|d| {
+                json!({
+                    "psn": d.psn,
+                    "tokenID": d.id.to_string(),
+                    "deviceId": d.id.to_string(),
+                    "deviceType": d.device_type,
+                    "otpType": d.otp_type,
+                    "deviceStatus": d.status,
+                    "keyName": d.key_name,
+                    "appId": d.app_id,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The user part of find_user / validate_user(noAuth).
+pub async fn user_info(svc: &Service, caller: &Caller, user: &UserRow) -> OpResult {
+    let devices = svc.store.devices_of_user(caller.account_id(), user.id).await?;
+    Ok(reply! {
+        "Devices" => devices_json(&devices),
+        "username" => user.username,
+        "userStatus" => user.status,
+        "firstName" => user.first_name,
+        "lastName" => user.last_name,
+        "mobile" => user.mobile,
+        "email" => user.email,
+    })
+}
+
+async fn find_user(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
+    let user = load_user(svc, caller, p).await?;
+    user_info(svc, caller, &user).await
+}
+
+async fn find_users(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
+    let pattern = p.opt_str("queryFilter")?.unwrap_or_else(|| "%".into());
+    if pattern.chars().count() > 256 {
+        return Err(ApiError::invalid("queryFilter", "longer than 256 characters"));
+    }
+    let kind = match p.opt_str("queryFilterType")? {
+        Some(k) => Some(k),
+        None => p.opt_str("queryType")?,
+    };
+    let by_email = match kind.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("username") | Some("loginname") | Some("0") => false,
+        Some("email") | Some("1") => true,
+        Some(_) => return Err(ApiError::invalid("queryFilterType", "must be username or email")),
+    };
+    let users = svc.store.find_users(caller.account_id(), &pattern.to_lowercase(), by_email, 1000).await?;
+    let list: Vec<Value> = users.iter().map(|u| json!({"username": u.username, "email": u.email})).collect();
+    Ok(reply! { "Users" => list })
+}
+
+async fn validate_user(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
+    let username = read_username(p)?;
+    let no_auth = p.opt_i64("noAuth")?.unwrap_or(0) != 0;
+    let user = svc.store.user_by_key(caller.account_id(), &username_key(&username)).await?;
+    if no_auth {
+        let user = user.ok_or_else(|| ApiError::user_login(&username))?;
+        return user_info(svc, caller, &user).await;
+    }
+    let candidate = p.opt_str("pw")?.unwrap_or_default();
+    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+    // Unknown users and users without a password cost one argon2 verification too.
+    let ok = check_password(candidate, stored.clone().unwrap_or_else(|| svc.dummy_password_hash.clone())).await && stored.is_some();
+    match user {
+        Some(u) if ok => {
+            if u.status != 0 {
+                return Err(ApiError::new(code::USER_DISABLED, format!("User disabled [{}]", crate::error::display_name(&u.username))));
+            }
+            user_info(svc, caller, &u).await
+        }
+        _ => Err(ApiError::user_login(&username)),
+    }
+}

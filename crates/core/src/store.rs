@@ -1,0 +1,283 @@
+//! The storage port: everything services persist goes through [`Store`].
+//!
+//! Architecture invariant: every method is one transaction (or one statement) and is safe under
+//! concurrency, also across several server processes sharing one database. Anything that must not
+//! happen twice (an OTP counter advance, a U2F ceremony, a sent code, a session token) is consumed
+//! by a conditional write whose success is decided by the database, never by a read-then-write in
+//! the service. Times are Unix seconds unless a name says `_ms`.
+
+use crate::error::StoreResult;
+use async_trait::async_trait;
+
+#[derive(Debug, Clone)]
+pub struct AccountRow {
+    pub id: i64,
+    pub name: String,
+    pub key_hash: Vec<u8>,
+    pub enabled: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UserRow {
+    pub id: i64,
+    pub account_id: i64,
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub mobile: String,
+    pub email: String,
+    /// argon2id PHC string (possibly `{shaNNN}`-prefixed); never logged.
+    pub password_hash: Option<String>,
+    pub status: i64,
+    pub created_at: i64,
+}
+
+/// Fields to change on a user; `None` leaves a field unchanged.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub mobile: Option<String>,
+    pub email: Option<String>,
+    pub password_hash: Option<String>,
+    pub status: Option<i64>,
+}
+
+/// A device: an OATH token (soft, hardware, out-of-band) or a FIDO U2F key.
+#[derive(Clone, Default)]
+pub struct DeviceRow {
+    pub id: i64,
+    pub account_id: i64,
+    pub user_id: Option<i64>,
+    pub psn: String,
+    pub device_type: i64,
+    pub otp_type: i64,
+    /// 0 enabled, 1 disabled.
+    pub status: i64,
+    pub activated: bool,
+    /// Sealed seed (nonce ‖ AES-GCM ciphertext), see `crypto::MasterKey::seal_seed`.
+    pub seed: Option<Vec<u8>>,
+    pub algorithm: String,
+    pub digits: i64,
+    pub time_step: i64,
+    /// HOTP: the next counter that may be accepted. TOTP: the next time step that may be accepted.
+    pub counter: i64,
+    /// TOTP: learned drift in steps.
+    pub drift: i64,
+    pub window_size: Option<i64>,
+    pub time_drift: Option<i64>,
+    pub fail_count: i64,
+    pub locked_until: i64,
+    pub key_handle: Option<Vec<u8>>,
+    pub public_key: Option<Vec<u8>>,
+    pub app_id: Option<String>,
+    pub key_name: Option<String>,
+    pub u2f_counter: i64,
+    pub attestation: Option<Vec<u8>>,
+    /// Set when a U2F counter regression was seen (possible clone).
+    pub flagged: bool,
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for DeviceRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceRow")
+            .field("id", &self.id)
+            .field("account_id", &self.account_id)
+            .field("user_id", &self.user_id)
+            .field("psn", &self.psn)
+            .field("device_type", &self.device_type)
+            .field("otp_type", &self.otp_type)
+            .field("status", &self.status)
+            .field("counter", &self.counter)
+            .field("seed", &self.seed.as_ref().map(|_| "<sealed>"))
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionTokenRow {
+    pub account_id: i64,
+    pub user_id: i64,
+    pub token_type: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at_ms: i64,
+    pub account_id: Option<i64>,
+    pub account_name: String,
+    pub op: String,
+    pub username: String,
+    pub psn: String,
+    pub code: i64,
+    pub source: String,
+    pub duration_us: i64,
+}
+
+/// A pending U2F ceremony (pre_enroll / pre_sign), stored under the hash of its sessionId.
+#[derive(Debug, Clone)]
+pub struct U2fSessionRow {
+    pub account_id: i64,
+    pub user_id: i64,
+    /// "register" or "sign".
+    pub kind: String,
+    pub app_id: String,
+    pub challenge: String,
+    /// Device ids the sign ceremony may use (empty for register).
+    pub device_ids: Vec<i64>,
+    /// Device chosen by psn for register (bind the key to it), if any.
+    pub target_device: Option<i64>,
+    pub expires_at: i64,
+}
+
+/// A code sent by SMS / voice / email (only its hash is stored).
+#[derive(Debug, Clone)]
+pub struct SentCodeRow {
+    pub id: i64,
+    pub account_id: i64,
+    pub user_id: i64,
+    pub device_id: Option<i64>,
+    pub code_hash: Vec<u8>,
+    pub expires_at: i64,
+    pub used: bool,
+}
+
+/// A message waiting to be delivered.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub account_id: i64,
+    pub channel: String,
+    pub recipient: String,
+    /// The message body (may carry a code: this row lives only until delivered or expired).
+    pub body: String,
+    pub subject: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub expires_at: i64,
+    /// pending | sending | sent | failed | expired
+    pub state: String,
+    pub last_error: String,
+}
+
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// Creates an account; `Conflict` if the name exists.
+    async fn create_account(&self, name: &str, key_hash: &[u8], now: i64) -> StoreResult<AccountRow>;
+    async fn account_by_name(&self, name: &str) -> StoreResult<Option<AccountRow>>;
+    async fn list_accounts(&self) -> StoreResult<Vec<AccountRow>>;
+    /// Returns false if no such account.
+    async fn set_account_key(&self, name: &str, key_hash: &[u8]) -> StoreResult<bool>;
+    async fn set_account_enabled(&self, name: &str, enabled: bool) -> StoreResult<bool>;
+    async fn count_accounts(&self) -> StoreResult<i64>;
+    async fn add_facet(&self, account_id: i64, origin: &str) -> StoreResult<bool>;
+    async fn remove_facet(&self, account_id: i64, origin: &str) -> StoreResult<bool>;
+    async fn list_facets(&self, account_id: i64) -> StoreResult<Vec<String>>;
+    /// Reads a value of the `meta` table.
+    async fn meta_get(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Sets a value only if absent; returns the value now stored.
+    async fn meta_init(&self, key: &str, value: &str) -> StoreResult<String>;
+    /// Liveness of the database (for /readyz).
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// `Conflict` if the (case-folded) username exists in the account.
+    async fn create_user(&self, user: &UserRow, username_key: &str) -> StoreResult<i64>;
+    async fn user_by_key(&self, account_id: i64, username_key: &str) -> StoreResult<Option<UserRow>>;
+    async fn user_by_id(&self, account_id: i64, user_id: i64) -> StoreResult<Option<UserRow>>;
+    async fn update_user(&self, account_id: i64, user_id: i64, patch: &UserPatch) -> StoreResult<bool>;
+    /// Deletes the user, their session tokens, U2F keys, sent codes and software devices;
+    /// hardware tokens (deviceType 14) return to the account's unassigned inventory. With
+    /// `remove_related` the user's audit rows go too.
+    async fn delete_user(&self, account_id: i64, user_id: i64, username_key: &str, remove_related: bool) -> StoreResult<bool>;
+    /// `pattern` is a SQL LIKE pattern (`%`, `_`) matched case-insensitively against the username
+    /// (or the email when `by_email`). At most `limit` rows, ordered by username.
+    async fn find_users(&self, account_id: i64, pattern: &str, by_email: bool, limit: i64) -> StoreResult<Vec<UserRow>>;
+}
+
+#[async_trait]
+pub trait DeviceStore: Send + Sync {
+    /// `Conflict` if the psn exists in the account. Returns the new id.
+    async fn create_device(&self, device: &DeviceRow) -> StoreResult<i64>;
+    async fn device_by_psn(&self, account_id: i64, psn: &str) -> StoreResult<Option<DeviceRow>>;
+    async fn device_by_id(&self, account_id: i64, id: i64) -> StoreResult<Option<DeviceRow>>;
+    async fn devices_of_user(&self, account_id: i64, user_id: i64) -> StoreResult<Vec<DeviceRow>>;
+    /// Assigns to `user_id` (or unassigns with None). With `only_if_unassigned`, succeeds only if the
+    /// device is unassigned or already this user's. Returns whether a row changed.
+    async fn assign_device(&self, account_id: i64, device_id: i64, user_id: Option<i64>, only_if_unassigned: bool) -> StoreResult<bool>;
+    async fn delete_device(&self, account_id: i64, device_id: i64) -> StoreResult<bool>;
+    /// Sets status; enabling also clears the failure count and lockout.
+    async fn set_device_status(&self, account_id: i64, device_id: i64, status: i64) -> StoreResult<bool>;
+    /// Compare-and-set of an OTP success: sets counter = `new_counter`, drift, resets failures,
+    /// but only if the stored counter is still <= `matched` (so one code is accepted once).
+    /// Returns false when another request already consumed it.
+    async fn otp_accept(&self, device_id: i64, matched: i64, new_counter: i64, drift: i64) -> StoreResult<bool>;
+    /// Unconditional resync (activation / sync): counter, drift, activated; clears failures.
+    async fn otp_resync(&self, device_id: i64, new_counter: i64, drift: i64) -> StoreResult<bool>;
+    /// Counts one failure atomically; when the count reaches `max_failures` the device is locked
+    /// until `lock_until`. Returns the new failure count.
+    async fn otp_fail(&self, device_id: i64, max_failures: i64, lock_until: i64) -> StoreResult<i64>;
+    /// Binds a U2F key to a device record.
+    async fn u2f_bind(&self, device: &DeviceRow) -> StoreResult<bool>;
+    /// Compare-and-set of a U2F counter: succeeds only if the stored counter is < `counter`.
+    async fn u2f_counter_advance(&self, device_id: i64, counter: i64) -> StoreResult<bool>;
+    async fn u2f_flag(&self, device_id: i64) -> StoreResult<()>;
+    /// Unassigned devices of the account (inventory), at most `limit`.
+    async fn unassigned_devices(&self, account_id: i64, limit: i64) -> StoreResult<Vec<DeviceRow>>;
+    /// Inserts many devices in one transaction; all or nothing (`Conflict` names nothing: the caller
+    /// checks first, the constraint is the last line of defence).
+    async fn import_devices(&self, devices: &[DeviceRow]) -> StoreResult<usize>;
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn create_session_token(&self, token_hash: &[u8], row: &SessionTokenRow) -> StoreResult<()>;
+    /// The token if it exists and `expires_at > now`.
+    async fn session_token(&self, account_id: i64, token_hash: &[u8], now: i64) -> StoreResult<Option<SessionTokenRow>>;
+    /// Deletes; returns whether it existed (and was unexpired).
+    async fn delete_session_token(&self, account_id: i64, token_hash: &[u8], now: i64) -> StoreResult<bool>;
+    async fn create_u2f_session(&self, id_hash: &[u8], row: &U2fSessionRow) -> StoreResult<()>;
+    /// Consumes (deletes) the ceremony if it belongs to this account and user, has this kind and is
+    /// unexpired; returns it. A request from another account or user does not consume it.
+    async fn consume_u2f_session(&self, account_id: i64, user_id: i64, kind: &str, id_hash: &[u8], now: i64) -> StoreResult<Option<U2fSessionRow>>;
+    /// Removes expired tokens, ceremonies and sent codes; returns how many rows went.
+    async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn append_audit(&self, rows: &[AuditRow]) -> StoreResult<()>;
+    /// Newest first; `account_id` None = all accounts.
+    async fn list_audit(&self, account_id: Option<i64>, limit: i64) -> StoreResult<Vec<AuditRow>>;
+}
+
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
+    /// Counts the user's sends in the window and, if under `limit`, records a new sent code and its
+    /// outbox message in one transaction. Returns (sent code id, outbox id), or None if over the limit.
+    async fn enqueue_code(&self, code: &SentCodeRow, msg: &OutboxRow, window_start: i64, limit: i64) -> StoreResult<Option<(i64, i64)>>;
+    /// Enqueues a message that carries no code (welcome notifications).
+    async fn enqueue_message(&self, msg: &OutboxRow) -> StoreResult<i64>;
+    /// Unused, unexpired... codes of a user newest first (for hash comparison in the service).
+    async fn sent_codes(&self, account_id: i64, user_id: i64, since: i64) -> StoreResult<Vec<SentCodeRow>>;
+    /// Marks a code used if it is still unused: true exactly once.
+    async fn consume_sent_code(&self, id: i64) -> StoreResult<bool>;
+    /// Claims up to `limit` due messages (pending, next_attempt_at <= now, or `sending` whose lease
+    /// ran out) for this worker with a lease until `lease_until`.
+    async fn claim_outbox(&self, now: i64, lease_until: i64, limit: i64) -> StoreResult<Vec<OutboxRow>>;
+    async fn claim_outbox_one(&self, id: i64, now: i64, lease_until: i64) -> StoreResult<Option<OutboxRow>>;
+    /// Records the outcome of an attempt: state sent | failed | pending (with next attempt) | expired.
+    async fn finish_outbox(&self, id: i64, state: &str, next_attempt_at: i64, error: &str) -> StoreResult<()>;
+    async fn outbox_by_id(&self, id: i64) -> StoreResult<Option<OutboxRow>>;
+}
+
+/// Everything the services persist.
+pub trait Store: AccountStore + UserStore + DeviceStore + SessionStore + AuditStore + DeliveryStore + Send + Sync {}
+impl<T: AccountStore + UserStore + DeviceStore + SessionStore + AuditStore + DeliveryStore + Send + Sync> Store for T {}
