@@ -58,10 +58,14 @@ def _tail(text: str, limit: int = 6000) -> str:
     return text if len(text) <= limit else "[...]\n" + text[-limit:]
 
 
+# TESSERA_* variables of the outer environment that do reach the servers (the rest would be read as settings).
+PASS_THROUGH = {"TESSERA_LOG"}
+
+
 def _base_env(extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
-    """The environment of a tessera process: ours without any TESSERA_* (so nothing leaks in from the shell or from
-    the harness's own settings), plus `extra` (a value of None removes that variable)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
+    """The environment of a tessera process: ours without TESSERA_* (so nothing leaks in from the shell or from the
+    harness's own variables; TESSERA_LOG excepted), plus `extra` (a value of None removes that variable)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_") or k in PASS_THROUGH}
     env.setdefault("RUST_BACKTRACE", "1")
     for k, v in (extra or {}).items():
         if v is None:
@@ -82,7 +86,8 @@ def find_psql() -> str:
     psql = shutil.which("psql")
     if psql:
         return psql
-    pytest.fail("psql not found (neither /usr/lib/postgresql/*/bin/psql nor on PATH): install postgresql", pytrace=False)
+    pytest.fail("psql not found (neither /usr/lib/postgresql/*/bin/psql nor on PATH): install postgresql",
+                pytrace=False)
 
 
 def pg_admin_url() -> str:
@@ -348,7 +353,8 @@ class Server:
 
     def _fail(self, what: str) -> None:
         self._logs_reported = True  # the failure message carries the logs already
-        pytest.fail(f"tessera server {self.name} ({' '.join(self.command())}): {what}\n{self.logs_text()}", pytrace=False)
+        cmd = " ".join(self.command())
+        pytest.fail(f"tessera server {self.name} ({cmd}): {what}\n{self.logs_text()}", pytrace=False)
 
     # -- HTTP -----------------------------------------------------------------------------------------------------
 
@@ -419,7 +425,8 @@ def _run_cli(
     try:
         proc = subprocess.run(cmd, env=full_env, cwd=cwd, input=input, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as e:
-        pytest.fail(f"{' '.join(cmd)}: no exit within {timeout} s\nstdout: {e.stdout!r}\nstderr: {e.stderr!r}", pytrace=False)
+        pytest.fail(f"{' '.join(cmd)}: no exit within {timeout} s\nstdout: {e.stdout!r}\nstderr: {e.stderr!r}",
+                    pytrace=False)
     if check and proc.returncode != 0:
         pytest.fail(
             f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}",

@@ -1,1 +1,236 @@
-fn main() {}
+//! The `tessera` binary: `serve`, `migrate`, `account ...`, `audit list`.
+//!
+//! Every command reads the same configuration as `serve` (`--config FILE`, then `TESSERA_*`
+//! environment variables). Errors are one line on stderr and a non-zero exit status.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tessera_core::config::Settings;
+use tessera_core::service::accounts;
+use tessera_core::store::Store;
+use tessera_server::{app, settings, Application};
+
+#[derive(Parser)]
+#[command(name = "tessera", version, about = "Tessera: a SurePassID-compatible multi-factor authentication server")]
+struct Cli {
+    /// TOML configuration file (every key can be overridden by TESSERA_* environment variables).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (default: 127.0.0.1:8080, SQLite in ./tessera-data).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage accounts (tenants).
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// Read the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Subcommand)]
+enum AccountCmd {
+    /// Create an account and print its key (shown once).
+    Create {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List accounts.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace an account's key and print the new one (shown once); the old key stops working.
+    RotateKey {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refuse every request of an account (9000) until enabled again.
+    Disable { name: String },
+    /// Enable a disabled account.
+    Enable { name: String },
+    /// Trusted U2F facets (origins) of an account.
+    Facets {
+        #[command(subcommand)]
+        cmd: FacetCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum FacetCmd {
+    Add { name: String, origin: String },
+    Remove { name: String, origin: String },
+    List {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Newest first.
+    List {
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(s: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&s.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_writer(std::io::stderr);
+    if s.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = settings::load(cli.config.as_deref())?;
+    init_logging(&settings);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Serve => serve(settings).await,
+            Command::Migrate => {
+                let store = open(&settings).await?;
+                drop(store);
+                println!("database is up to date");
+                Ok(())
+            }
+            Command::Account(cmd) => account(&settings, cmd).await,
+            Command::Audit(cmd) => audit(&settings, cmd).await,
+        }
+    })
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
+    eprintln!("tessera listening on {}", app.local_addr());
+    app.run_until(app::shutdown_signal()).await
+}
+
+async fn open(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    app::ensure_data_dir(&settings.data_dir)?;
+    let key = app::load_master_key(settings)?;
+    app::open_store(settings, &key).await
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn print_key(k: &accounts::IssuedKey, as_json: bool) {
+    if as_json {
+        println!("{}", k.to_json());
+    } else {
+        println!("account: {}", k.account);
+        println!("key:     {}", k.key);
+        println!("(the key is shown only now; store it safely)");
+    }
+}
+
+async fn account(settings: &Settings, cmd: AccountCmd) -> anyhow::Result<()> {
+    let store = open(settings).await?;
+    match cmd {
+        AccountCmd::Create { name, json } => print_key(&accounts::create(&*store, &name, now()).await?, json),
+        AccountCmd::RotateKey { name, json } => print_key(&accounts::rotate_key(&*store, &name).await?, json),
+        AccountCmd::Disable { name } => {
+            accounts::set_enabled(&*store, &name, false).await?;
+            println!("account {name} disabled");
+        }
+        AccountCmd::Enable { name } => {
+            accounts::set_enabled(&*store, &name, true).await?;
+            println!("account {name} enabled");
+        }
+        AccountCmd::List { json } => {
+            for a in store.list_accounts().await? {
+                if json {
+                    println!("{}", json!({"name": a.name, "enabled": a.enabled, "createdAt": a.created_at}));
+                } else {
+                    println!("{}\t{}", a.name, if a.enabled { "enabled" } else { "disabled" });
+                }
+            }
+        }
+        AccountCmd::Facets { cmd } => match cmd {
+            FacetCmd::Add { name, origin } => {
+                let a = accounts::get(&*store, &name).await?;
+                let origin = origin.trim().trim_end_matches('/').to_string();
+                if !(origin.starts_with("https://") || origin.starts_with("http://") || origin.starts_with("android:") || origin.starts_with("ios:")) {
+                    anyhow::bail!("a facet is an origin such as https://login.example.com");
+                }
+                store.add_facet(a.id, &origin).await?;
+                println!("facet {origin} trusted for {name}");
+            }
+            FacetCmd::Remove { name, origin } => {
+                let a = accounts::get(&*store, &name).await?;
+                if !store.remove_facet(a.id, origin.trim().trim_end_matches('/')).await? {
+                    anyhow::bail!("account {name} has no facet {origin}");
+                }
+                println!("facet {origin} removed from {name}");
+            }
+            FacetCmd::List { name, json } => {
+                let a = accounts::get(&*store, &name).await?;
+                for f in store.list_facets(a.id).await? {
+                    if json {
+                        println!("{}", json!({"account": name, "origin": f}));
+                    } else {
+                        println!("{f}");
+                    }
+                }
+            }
+        },
+    }
+    Ok(())
+}
+
+async fn audit(settings: &Settings, cmd: AuditCmd) -> anyhow::Result<()> {
+    let store = open(settings).await?;
+    let AuditCmd::List { account, limit, json } = cmd;
+    let account_id = match &account {
+        Some(name) => Some(accounts::get(&*store, name).await?.id),
+        None => None,
+    };
+    for r in store.list_audit(account_id, limit.clamp(1, 1_000_000)).await? {
+        let at = tessera_core::service::sessions::rfc3339(r.at_ms / 1000);
+        if json {
+            println!(
+                "{}",
+                json!({"id": r.id, "at": at, "atMs": r.at_ms, "account": r.account_name, "type": r.op, "username": r.username,
+                       "psn": r.psn, "errorCode": r.code, "source": r.source, "durationUs": r.duration_us})
+            );
+        } else {
+            println!("{at}\t{}\t{}\t{}\t{}\t{}\t{}", r.account_name, r.op, r.username, r.psn, r.code, r.source);
+        }
+    }
+    Ok(())
+}

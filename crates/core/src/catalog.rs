@@ -49,7 +49,13 @@ pub enum Group {
 }
 
 /// The operation tables of every service module.
-pub const GROUPS: &[&[OpSpec]] = &[crate::service::users::OPS, crate::service::sessions::OPS];
+pub const GROUPS: &[&[OpSpec]] = &[
+    crate::service::users::OPS,
+    crate::service::sessions::OPS,
+    crate::service::oath::OPS,
+    crate::service::delivery::OPS,
+    crate::service::u2f::OPS,
+];
 
 /// Every operation Tessera implements.
 pub fn operations() -> impl Iterator<Item = &'static OpSpec> {

@@ -260,7 +260,9 @@ pub fn find_counter(
 ///
 /// Comparison and rejection rules are those of [`find_counter`]: constant-time
 /// per candidate, `None` for a code that is not exactly `digits` ASCII digits
-/// or for `digits` outside `6..=10`.
+/// or for `digits` outside `6..=10`. Cost is linear in the number of steps
+/// actually inside the clamped window; RFC 6238 recommends at most one step
+/// of network delay either way.
 pub fn find_step(
     secret: &[u8],
     alg: Algorithm,

@@ -44,7 +44,19 @@ pub enum OtpKind {
     },
 }
 
-/// A parsed or to-be-rendered `otpauth://` key URI.
+/// A parsed or to-be-rendered `otpauth://` key URI
+/// (`otpauth://TYPE/LABEL?PARAMETERS`, Google Authenticator "Key Uri Format").
+///
+/// [`KeyUri::to_uri`] writes the canonical form: issuer and account are
+/// percent-encoded separately (only RFC 3986 *unreserved* characters are kept
+/// literally, so a `:` inside either is written `%3A`) and joined by a literal
+/// `:`; every parameter is present; the secret is upper-case Base32 without
+/// padding. [`KeyUri::parse`] reads that form back exactly and tolerates what
+/// other generators produce: any case for the scheme, type, parameter names
+/// and Base32 secret, `=` padding and spaces in the secret, a `%3A`-encoded
+/// label separator, spaces before the account, `+` for a space in parameter
+/// values, unknown parameters (ignored), and missing optional parameters
+/// (defaults: `SHA1`, 6 digits, period 30, counter 0).
 ///
 /// The [`Debug`] implementation never prints the secret.
 #[derive(Clone, PartialEq, Eq)]
@@ -197,8 +209,7 @@ impl KeyUri {
         uri
     }
 
-    /// Parses an `otpauth://` URI (see the [module documentation](self) for
-    /// the accepted forms).
+    /// Parses an `otpauth://` URI (see [`KeyUri`] for the accepted forms).
     ///
     /// The label is split at its first literal `:` into issuer prefix and
     /// account. If the label has no literal `:` it is percent-decoded and,

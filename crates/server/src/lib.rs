@@ -1,1 +1,14 @@
-//! placeholder
+//! Tessera's HTTP side: the SurePassID JSON endpoint, the ops routes, start-up (data dir, master
+//! key, database, first account) and graceful shutdown.
+//!
+//! Architecture invariant: no business rule lives here. A front door turns its wire format into
+//! `Params`, calls `Service::handle`, and renders the `Outcome` in one place.
+
+pub mod app;
+pub mod json_api;
+pub mod lenient;
+pub mod metrics;
+pub mod ops;
+pub mod settings;
+
+pub use app::{AppState, Application};

@@ -18,6 +18,26 @@
 //!
 //! `clientData` is always hashed exactly as received; it is never
 //! re-serialized.
+//!
+//! A typical authentication check (the caller stores the challenge, the
+//! registered public key and the last counter):
+//!
+//! ```no_run
+//! # fn demo(client_data_b64: &str, signature_data_b64: &str, public_key: &[u8],
+//! #         challenge: &str, last_counter: u32) -> Result<(), tessera_u2f::U2fError> {
+//! use tessera_u2f::*;
+//! let app_id = "https://example.com/app-id.json";
+//! let allowed = vec![app_id_origin(app_id).unwrap_or_default()];
+//! let client_data = b64_decode(client_data_b64)?;
+//! check_client_data(&client_data, TYP_SIGN, challenge, &allowed)?;
+//! let resp = parse_sign_response(&b64_decode(signature_data_b64)?)?;
+//! verify_signature(public_key, app_id, &client_data, &resp)?;
+//! check_user_presence(&resp)?;
+//! if resp.counter <= last_counter {
+//!     // Caller policy: a non-increasing counter hints at a cloned authenticator.
+//! }
+//! # Ok(()) }
+//! ```
 
 #![forbid(unsafe_code)]
 
@@ -344,9 +364,10 @@ pub fn parse_registration(data: &[u8]) -> Result<Registration, U2fError> {
     user_key(pk)?;
     let public_key: [u8; 65] = pk.try_into().map_err(|_| U2fError::BadPublicKey)?;
 
-    let (kh_len, rest) = take(rest, 1, "key handle length")?;
-    let kh_len = kh_len.first().copied().map(usize::from).unwrap_or(0);
-    let (key_handle, rest) = take(rest, kh_len, "key handle")?;
+    let (&kh_len, rest) = rest
+        .split_first()
+        .ok_or(U2fError::Truncated("key handle length"))?;
+    let (key_handle, rest) = take(rest, usize::from(kh_len), "key handle")?;
 
     if rest.is_empty() {
         return Err(U2fError::Truncated("attestation certificate"));
@@ -443,9 +464,10 @@ pub fn check_user_presence(resp: &SignResponse) -> Result<(), U2fError> {
 /// Parses a decoded `signatureData` message. Checks that the signature is
 /// DER-encoded but does not verify it; see [`verify_signature`].
 pub fn parse_sign_response(data: &[u8]) -> Result<SignResponse, U2fError> {
-    let (presence, rest) = take(data, 1, "user presence")?;
+    let (&user_presence, rest) = data
+        .split_first()
+        .ok_or(U2fError::Truncated("user presence"))?;
     let (counter, signature) = take(rest, 4, "counter")?;
-    let user_presence = presence.first().copied().unwrap_or(0);
     let counter: [u8; 4] = counter
         .try_into()
         .map_err(|_| U2fError::Truncated("counter"))?;

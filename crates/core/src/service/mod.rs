@@ -8,7 +8,11 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod delivery;
+pub mod oath;
+pub mod sent;
 pub mod sessions;
+pub mod u2f;
 pub mod users;
 
 use crate::catalog::{self, Group, OpSpec};
@@ -173,7 +177,9 @@ impl Service {
         match op.group {
             Group::Users => users::run(self, op.name, caller, params).await,
             Group::Sessions => sessions::run(self, op.name, caller, params).await,
-            Group::Oath | Group::Delivery | Group::U2f => Err(ApiError::new(code::UNKNOWN_TYPE, format!("unknown type [{}]", op.name))),
+            Group::Oath => oath::run(self, op.name, caller, params).await,
+            Group::Delivery => delivery::run(self, op.name, caller, params).await,
+            Group::U2f => u2f::run(self, op.name, caller, params).await,
         }
     }
 

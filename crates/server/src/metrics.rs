@@ -1,0 +1,48 @@
+//! Prometheus metrics for `/metrics`: requests by type and errorCode, and a latency histogram.
+//!
+//! The recorder belongs to the application instance (not the process-global recorder), so several
+//! servers in one process (as in the tests) keep separate counts.
+
+use metrics::Recorder;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use std::time::Duration;
+
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+}
+
+const BUCKETS: &[f64] = &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let builder = PrometheusBuilder::new();
+        let builder = match builder.set_buckets(BUCKETS) {
+            Ok(b) => b,
+            Err(_) => PrometheusBuilder::new(),
+        };
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        Metrics { recorder, handle }
+    }
+
+    /// Counts one request of the API (`front` is "json" or "soap").
+    pub fn request(&self, front: &'static str, op: &str, code: i64, elapsed: Duration) {
+        let op = op.to_string();
+        let code = code.to_string();
+        metrics::with_local_recorder(&self.recorder as &dyn Recorder, || {
+            metrics::counter!("tessera_requests_total", "front" => front, "type" => op, "code" => code).increment(1);
+            metrics::histogram!("tessera_request_duration_seconds", "front" => front).record(elapsed.as_secs_f64());
+        });
+    }
+
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
