@@ -70,8 +70,14 @@ enum AccountCmd {
 
 #[derive(Subcommand)]
 enum FacetCmd {
-    Add { name: String, origin: String },
-    Remove { name: String, origin: String },
+    Add {
+        name: String,
+        origin: String,
+    },
+    Remove {
+        name: String,
+        origin: String,
+    },
     List {
         name: String,
         #[arg(long)]
@@ -105,8 +111,12 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(s: &Settings) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&s.log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&s.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
     if s.log.format == "json" {
         builder.json().init();
     } else {
@@ -185,7 +195,11 @@ async fn account(settings: &Settings, cmd: AccountCmd) -> anyhow::Result<()> {
             FacetCmd::Add { name, origin } => {
                 let a = accounts::get(&*store, &name).await?;
                 let origin = origin.trim().trim_end_matches('/').to_string();
-                if !(origin.starts_with("https://") || origin.starts_with("http://") || origin.starts_with("android:") || origin.starts_with("ios:")) {
+                if !(origin.starts_with("https://")
+                    || origin.starts_with("http://")
+                    || origin.starts_with("android:")
+                    || origin.starts_with("ios:"))
+                {
                     anyhow::bail!("a facet is an origin such as https://login.example.com");
                 }
                 store.add_facet(a.id, &origin).await?;

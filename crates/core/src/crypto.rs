@@ -48,10 +48,7 @@ pub fn hash_password(pw: &str) -> Result<String, String> {
         None => ("", Zeroizing::new(pw.as_bytes().to_vec())),
     };
     let salt = SaltString::generate(&mut OsRng);
-    let phc = Argon2::default()
-        .hash_password(&material, &salt)
-        .map_err(|e| format!("password hashing failed: {e}"))?
-        .to_string();
+    let phc = Argon2::default().hash_password(&material, &salt).map_err(|e| format!("password hashing failed: {e}"))?.to_string();
     Ok(format!("{prefix}{phc}"))
 }
 
@@ -72,9 +69,7 @@ const PREFIXES: [&str; 3] = ["{sha256}", "{sha384}", "{sha512}"];
 fn imported_digest(pw: &str) -> Result<Option<(&'static str, Vec<u8>)>, String> {
     for (prefix, len) in PREFIXES.iter().zip([32usize, 48, 64]) {
         if let Some(b64) = strip_prefix_ci(pw, prefix) {
-            let digest = STANDARD
-                .decode(b64.trim())
-                .map_err(|_| format!("{prefix} password is not valid base64"))?;
+            let digest = STANDARD.decode(b64.trim()).map_err(|_| format!("{prefix} password is not valid base64"))?;
             if digest.len() != len {
                 return Err(format!("{prefix} password digest must be {len} bytes"));
             }
@@ -171,10 +166,7 @@ impl MasterKey {
         let (nonce, ct) = sealed.split_at(12);
         let nonce: [u8; 12] = nonce.try_into().ok()?;
         let aad = seed_aad(account_id, psn);
-        self.cipher()
-            .decrypt(&Nonce::from(nonce), Payload { msg: ct, aad: &aad })
-            .ok()
-            .map(Zeroizing::new)
+        self.cipher().decrypt(&Nonce::from(nonce), Payload { msg: ct, aad: &aad }).ok().map(Zeroizing::new)
     }
 }
 

@@ -9,13 +9,8 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// Field aliases (alias, canonical name), decisions §2.
-pub const FIELD_ALIASES: &[(&str, &str)] = &[
-    ("code", "otp"),
-    ("printedSerialNumber", "psn"),
-    ("appId:", "appId"),
-    ("password", "pw"),
-    ("OtpType", "otpType"),
-];
+pub const FIELD_ALIASES: &[(&str, &str)] =
+    &[("code", "otp"), ("printedSerialNumber", "psn"), ("appId:", "appId"), ("password", "pw"), ("OtpType", "otpType")];
 
 /// Longest string accepted in any field (bytes); longer values are an invalid-field error.
 pub const MAX_FIELD_LEN: usize = 16 * 1024;

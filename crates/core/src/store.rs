@@ -246,7 +246,14 @@ pub trait SessionStore: Send + Sync {
     async fn create_u2f_session(&self, id_hash: &[u8], row: &U2fSessionRow) -> StoreResult<()>;
     /// Consumes (deletes) the ceremony if it belongs to this account and user, has this kind and is
     /// unexpired; returns it. A request from another account or user does not consume it.
-    async fn consume_u2f_session(&self, account_id: i64, user_id: i64, kind: &str, id_hash: &[u8], now: i64) -> StoreResult<Option<U2fSessionRow>>;
+    async fn consume_u2f_session(
+        &self,
+        account_id: i64,
+        user_id: i64,
+        kind: &str,
+        id_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<Option<U2fSessionRow>>;
     /// Removes expired tokens, ceremonies and sent codes; returns how many rows went.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
 }

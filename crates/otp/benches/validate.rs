@@ -42,10 +42,7 @@ fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` does not and
     // only needs this to run quickly.
     let bench_mode = std::env::args().any(|a| a == "--bench");
-    let ms = std::env::var("TESSERA_BENCH_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if bench_mode { 1000 } else { 10 });
+    let ms = std::env::var("TESSERA_BENCH_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(if bench_mode { 1000 } else { 10 });
     let budget = Duration::from_millis(ms);
 
     // 20-byte (160-bit) secret, as RFC 4226 recommends; base time step ~ 2025.
@@ -63,9 +60,7 @@ fn main() {
         });
         println!("hotp_code {name}: {r:.0} codes/s");
 
-        let codes: Vec<String> = (0..N)
-            .map(|i| hotp_code(secret, base_step + i, digits, alg))
-            .collect();
+        let codes: Vec<String> = (0..N).map(|i| hotp_code(secret, base_step + i, digits, alg)).collect();
         let code = |i: u64| codes[(i % N) as usize].as_str();
 
         let r = rate(budget, |i| {
@@ -79,14 +74,7 @@ fn main() {
             // Start the window just after the code's counter: never matches
             // (barring a 1-in-10^6 collision), all 11 candidates tried.
             let c = base_step + i % N;
-            black_box(find_counter(
-                secret,
-                alg,
-                digits,
-                black_box(code(i)),
-                c + 1,
-                10,
-            ));
+            black_box(find_counter(secret, alg, digits, black_box(code(i)), c + 1, 10));
         });
         println!("find_counter {name} window=10 (no match): {r:.0} validations/s");
 
@@ -99,15 +87,7 @@ fn main() {
 
         let r = rate(budget, |i| {
             let c = base_step + i % N;
-            black_box(find_step(
-                secret,
-                alg,
-                digits,
-                black_box(code(i)),
-                c + 5,
-                1,
-                1,
-            ));
+            black_box(find_step(secret, alg, digits, black_box(code(i)), c + 5, 1, 1));
         });
         println!("find_step {name} +-1 (no match): {r:.0} validations/s");
     }

@@ -35,10 +35,7 @@ impl Algorithm {
             ("SHA512", Algorithm::Sha512),
             ("SHA-512", Algorithm::Sha512),
         ];
-        NAMES
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(s))
-            .map(|&(_, alg)| alg)
+        NAMES.iter().find(|(name, _)| name.eq_ignore_ascii_case(s)).map(|&(_, alg)| alg)
     }
 
     /// Canonical name as used in `otpauth://` URIs: `"SHA1"`, `"SHA256"` or
@@ -82,9 +79,7 @@ mod tests {
 
     #[test]
     fn parse_rejects_others() {
-        for s in [
-            "", "SHA", "MD5", "SHA384", "SHA-384", " SHA1", "SHA1 ", "SHA--1", "SHA_1",
-        ] {
+        for s in ["", "SHA", "MD5", "SHA384", "SHA-384", " SHA1", "SHA1 ", "SHA--1", "SHA_1"] {
             assert_eq!(Algorithm::parse(s), None, "{s:?}");
         }
     }

@@ -51,10 +51,7 @@ fn decoder() -> Option<&'static Encoding> {
 /// ```
 pub fn base32_decode(s: &str) -> Option<Vec<u8>> {
     let compact: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    let unpadded_len = compact
-        .iter()
-        .rposition(|&b| b != b'=')
-        .map_or(0, |last| last + 1);
+    let unpadded_len = compact.iter().rposition(|&b| b != b'=').map_or(0, |last| last + 1);
     if compact.len() - unpadded_len > 6 {
         return None;
     }
@@ -91,13 +88,7 @@ mod tests {
     #[test]
     fn tolerant_forms() {
         let want = b"Hello!\xde\xad\xbe\xef".to_vec();
-        for s in [
-            "JBSWY3DPEHPK3PXP",
-            "jbswy3dpehpk3pxp",
-            "JbSwY3dPeHpK3pXp",
-            "JBSW Y3DP EHPK 3PXP",
-            " jbsw\ty3dp\nehpk 3pxp ",
-        ] {
+        for s in ["JBSWY3DPEHPK3PXP", "jbswy3dpehpk3pxp", "JbSwY3dPeHpK3pXp", "JBSW Y3DP EHPK 3PXP", " jbsw\ty3dp\nehpk 3pxp "] {
             assert_eq!(base32_decode(s), Some(want.clone()), "{s:?}");
         }
         // Non-zero unused trailing bits are ignored ("MY" is canonical for "f").

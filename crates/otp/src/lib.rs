@@ -44,7 +44,5 @@ mod uri;
 
 pub use algorithm::Algorithm;
 pub use base32::{base32_decode, base32_encode};
-pub use oath::{
-    find_counter, find_step, hotp, hotp_code, totp_code, totp_step, MAX_DIGITS, MIN_DIGITS,
-};
+pub use oath::{find_counter, find_step, hotp, hotp_code, totp_code, totp_step, MAX_DIGITS, MIN_DIGITS};
 pub use uri::{KeyUri, OtpKind, UriError, DEFAULT_DIGITS, DEFAULT_PERIOD};

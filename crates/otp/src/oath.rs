@@ -8,9 +8,7 @@
 //! rendered into a stack buffer: verification does not allocate.
 
 use hmac::digest::block_buffer::Eager;
-use hmac::digest::core_api::{
-    BlockSizeUser, BufferKindUser, CoreProxy, FixedOutputCore, UpdateCore,
-};
+use hmac::digest::core_api::{BlockSizeUser, BufferKindUser, CoreProxy, FixedOutputCore, UpdateCore};
 use hmac::digest::typenum::{IsLess, Le, NonZero, U256};
 use hmac::digest::{Digest, HashMarker};
 use hmac::{Hmac, Mac};
@@ -27,19 +25,7 @@ pub const MIN_DIGITS: u32 = 6;
 pub const MAX_DIGITS: u32 = 10;
 
 /// `10^digits` for `digits` in `0..=MAX_DIGITS`.
-const POW10: [u64; 11] = [
-    1,
-    10,
-    100,
-    1_000,
-    10_000,
-    100_000,
-    1_000_000,
-    10_000_000,
-    100_000_000,
-    1_000_000_000,
-    10_000_000_000,
-];
+const POW10: [u64; 11] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000, 10_000_000_000];
 
 /// A rendered code: ASCII digits in `buf[..len]`.
 struct CodeBuf {
@@ -72,12 +58,7 @@ impl CodeBuf {
 fn keyed<D>(secret: &[u8]) -> Hmac<D>
 where
     D: CoreProxy + Digest + BlockSizeUser<BlockSize = <D::Core as BlockSizeUser>::BlockSize>,
-    D::Core: HashMarker
-        + UpdateCore
-        + FixedOutputCore
-        + BufferKindUser<BufferKind = Eager>
-        + Default
-        + Clone,
+    D::Core: HashMarker + UpdateCore + FixedOutputCore + BufferKindUser<BufferKind = Eager> + Default + Clone,
     <D::Core as BlockSizeUser>::BlockSize: IsLess<U256>,
     Le<<D::Core as BlockSizeUser>::BlockSize, U256>: NonZero,
 {
@@ -128,10 +109,7 @@ impl Keyed {
     }
 
     fn value(&self, counter: u64, digits: u32) -> u32 {
-        let modulus = POW10
-            .get(usize::try_from(digits).unwrap_or(usize::MAX))
-            .copied()
-            .unwrap_or(POW10[MAX_DIGITS as usize]);
+        let modulus = POW10.get(usize::try_from(digits).unwrap_or(usize::MAX)).copied().unwrap_or(POW10[MAX_DIGITS as usize]);
         // The truncated value is < 2^31, so the remainder always fits in u32.
         u32::try_from(u64::from(self.truncated(counter)) % modulus).unwrap_or(0)
     }
@@ -176,11 +154,7 @@ pub fn hotp(secret: &[u8], counter: u64, digits: u32, alg: Algorithm) -> u32 {
 pub fn hotp_code(secret: &[u8], counter: u64, digits: u32, alg: Algorithm) -> String {
     let digits = clamp_digits(digits);
     let value = Keyed::new(secret, alg).value(counter, digits);
-    CodeBuf::render(value, digits)
-        .as_bytes()
-        .iter()
-        .map(|&b| char::from(b))
-        .collect()
+    CodeBuf::render(value, digits).as_bytes().iter().map(|&b| char::from(b)).collect()
 }
 
 /// RFC 6238 time step: `(unix_time - t0) / step`.
@@ -238,14 +212,7 @@ fn matches(keyed: &Keyed, counter: u64, digits: u32, code: &[u8]) -> bool {
 /// digits (no surrounding whitespace is stripped) or when `digits` is outside
 /// `6..=10`. Cost is linear in `window`; keep it small (RFC 4226 suggests a
 /// look-ahead of a few dozen at most).
-pub fn find_counter(
-    secret: &[u8],
-    alg: Algorithm,
-    digits: u32,
-    code: &str,
-    from: u64,
-    window: u64,
-) -> Option<u64> {
+pub fn find_counter(secret: &[u8], alg: Algorithm, digits: u32, code: &str, from: u64, window: u64) -> Option<u64> {
     let code = checked_code(code, digits)?;
     let keyed = Keyed::new(secret, alg);
     let last = from.saturating_add(window);
@@ -263,15 +230,7 @@ pub fn find_counter(
 /// or for `digits` outside `6..=10`. Cost is linear in the number of steps
 /// actually inside the clamped window; RFC 6238 recommends at most one step
 /// of network delay either way.
-pub fn find_step(
-    secret: &[u8],
-    alg: Algorithm,
-    digits: u32,
-    code: &str,
-    center: u64,
-    behind: u64,
-    ahead: u64,
-) -> Option<u64> {
+pub fn find_step(secret: &[u8], alg: Algorithm, digits: u32, code: &str, center: u64, behind: u64, ahead: u64) -> Option<u64> {
     let code = checked_code(code, digits)?;
     let keyed = Keyed::new(secret, alg);
     if matches(&keyed, center, digits, code) {
@@ -279,12 +238,8 @@ pub fn find_step(
     }
     let mut distance: u64 = 1;
     loop {
-        let before = (distance <= behind)
-            .then(|| center.checked_sub(distance))
-            .flatten();
-        let after = (distance <= ahead)
-            .then(|| center.checked_add(distance))
-            .flatten();
+        let before = (distance <= behind).then(|| center.checked_sub(distance)).flatten();
+        let after = (distance <= ahead).then(|| center.checked_add(distance)).flatten();
         if before.is_none() && after.is_none() {
             // Both sides are exhausted and stay exhausted for larger
             // distances (bounds are monotone), so the search is over.
@@ -313,10 +268,7 @@ mod tests {
     #[test]
     fn dynamic_truncate_rfc4226_example() {
         // RFC 4226 §5.4 example HMAC-SHA-1 value.
-        let mac = [
-            0x1f, 0x86, 0x98, 0x69, 0x0e, 0x02, 0xca, 0x16, 0x61, 0x85, 0x50, 0xef, 0x7f, 0x19,
-            0xda, 0x8e, 0x94, 0x5b, 0x55, 0x5a,
-        ];
+        let mac = [0x1f, 0x86, 0x98, 0x69, 0x0e, 0x02, 0xca, 0x16, 0x61, 0x85, 0x50, 0xef, 0x7f, 0x19, 0xda, 0x8e, 0x94, 0x5b, 0x55, 0x5a];
         assert_eq!(dynamic_truncate(&mac), 0x50ef_7f19);
         assert_eq!(dynamic_truncate(&[]), 0);
         assert_eq!(dynamic_truncate(&[0x0f]), 0);

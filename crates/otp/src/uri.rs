@@ -143,22 +143,15 @@ impl fmt::Display for UriError {
             UriError::MissingAccount => f.write_str("key URI label has no account name"),
             UriError::InvalidPercentEncoding => f.write_str("invalid percent-encoding in key URI"),
             UriError::InvalidUtf8 => f.write_str("key URI label or parameter is not valid UTF-8"),
-            UriError::IssuerMismatch { label, parameter } => write!(
-                f,
-                "label issuer {label:?} differs from issuer parameter {parameter:?}"
-            ),
+            UriError::IssuerMismatch { label, parameter } => {
+                write!(f, "label issuer {label:?} differs from issuer parameter {parameter:?}")
+            }
             UriError::DuplicateParameter(p) => write!(f, "parameter {p:?} appears more than once"),
             UriError::MissingSecret => f.write_str("key URI has no secret parameter"),
             UriError::InvalidSecret => f.write_str("secret parameter is not valid Base32"),
             UriError::EmptySecret => f.write_str("secret parameter is empty"),
-            UriError::UnsupportedAlgorithm(a) => write!(
-                f,
-                "unsupported algorithm {a:?} (expected SHA1, SHA256 or SHA512)"
-            ),
-            UriError::InvalidDigits(d) => write!(
-                f,
-                "invalid digits {d:?} (expected an integer from {MIN_DIGITS} to {MAX_DIGITS})"
-            ),
+            UriError::UnsupportedAlgorithm(a) => write!(f, "unsupported algorithm {a:?} (expected SHA1, SHA256 or SHA512)"),
+            UriError::InvalidDigits(d) => write!(f, "invalid digits {d:?} (expected an integer from {MIN_DIGITS} to {MAX_DIGITS})"),
             UriError::InvalidPeriod(p) => {
                 write!(f, "invalid period {p:?} (expected a positive integer)")
             }
@@ -255,9 +248,7 @@ impl KeyUri {
         let issuer_param = params.issuer.filter(|i| !i.is_empty());
         let (label_issuer, account) = split_label(raw_label, issuer_param.as_deref())?;
         let issuer = match (label_issuer, issuer_param) {
-            (Some(label), Some(parameter)) if label != parameter => {
-                return Err(UriError::IssuerMismatch { label, parameter })
-            }
+            (Some(label), Some(parameter)) if label != parameter => return Err(UriError::IssuerMismatch { label, parameter }),
             (label, parameter) => parameter.or(label),
         };
         if account.is_empty() {
@@ -290,21 +281,12 @@ impl KeyUri {
         } else {
             let period = match params.period {
                 None => DEFAULT_PERIOD,
-                Some(p) => parse_number(&p)
-                    .filter(|&p| p > 0)
-                    .ok_or(UriError::InvalidPeriod(p))?,
+                Some(p) => parse_number(&p).filter(|&p| p > 0).ok_or(UriError::InvalidPeriod(p))?,
             };
             OtpKind::Totp { period }
         };
 
-        Ok(KeyUri {
-            kind,
-            issuer,
-            account,
-            secret,
-            algorithm,
-            digits,
-        })
+        Ok(KeyUri { kind, issuer, account, secret, algorithm, digits })
     }
 }
 
@@ -345,10 +327,7 @@ impl Params {
 
 /// Splits a raw (still percent-encoded) label into issuer prefix and account,
 /// both decoded. See [`KeyUri::parse`] for the rules.
-fn split_label(
-    raw: &str,
-    issuer_param: Option<&str>,
-) -> Result<(Option<String>, String), UriError> {
+fn split_label(raw: &str, issuer_param: Option<&str>) -> Result<(Option<String>, String), UriError> {
     if let Some((prefix, account)) = raw.split_once(':') {
         let prefix = percent_decode(prefix, false)?;
         let account = percent_decode(account.trim_start_matches(' '), false)?;
@@ -356,14 +335,9 @@ fn split_label(
     }
     let label = percent_decode(raw, false)?;
     if let Some(issuer) = issuer_param {
-        let stripped = label
-            .strip_prefix(issuer)
-            .and_then(|rest| rest.strip_prefix(':'));
+        let stripped = label.strip_prefix(issuer).and_then(|rest| rest.strip_prefix(':'));
         if let Some(account) = stripped {
-            return Ok((
-                Some(issuer.to_owned()),
-                account.trim_start_matches(' ').to_owned(),
-            ));
+            return Ok((Some(issuer.to_owned()), account.trim_start_matches(' ').to_owned()));
         }
     }
     Ok((None, label))
@@ -435,16 +409,7 @@ mod tests {
 
     #[test]
     fn percent_round_trip() {
-        for s in [
-            "",
-            "a b",
-            "a:b",
-            "ü ñ 日本",
-            "100%",
-            "a+b",
-            "~-._",
-            "/?#[]@!$&'()*+,;=",
-        ] {
+        for s in ["", "a b", "a:b", "ü ñ 日本", "100%", "a+b", "~-._", "/?#[]@!$&'()*+,;="] {
             let mut enc = String::new();
             percent_encode_into(&mut enc, s);
             assert!(enc.bytes().all(|b| is_unreserved(b) || b == b'%'), "{enc}");
@@ -455,18 +420,9 @@ mod tests {
 
     #[test]
     fn percent_decode_errors() {
-        assert_eq!(
-            percent_decode("%", false),
-            Err(UriError::InvalidPercentEncoding)
-        );
-        assert_eq!(
-            percent_decode("%4", false),
-            Err(UriError::InvalidPercentEncoding)
-        );
-        assert_eq!(
-            percent_decode("%G0", false),
-            Err(UriError::InvalidPercentEncoding)
-        );
+        assert_eq!(percent_decode("%", false), Err(UriError::InvalidPercentEncoding));
+        assert_eq!(percent_decode("%4", false), Err(UriError::InvalidPercentEncoding));
+        assert_eq!(percent_decode("%G0", false), Err(UriError::InvalidPercentEncoding));
         assert_eq!(percent_decode("%FF", false), Err(UriError::InvalidUtf8));
         assert_eq!(percent_decode("a+b", false).as_deref(), Ok("a+b"));
         assert_eq!(percent_decode("a+b", true).as_deref(), Ok("a b"));

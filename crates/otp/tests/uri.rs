@@ -3,8 +3,7 @@
 
 use tessera_otp::{base32_decode, totp_code, Algorithm, KeyUri, OtpKind, UriError};
 
-const GOOGLE_EXAMPLE: &str =
-    "otpauth://totp/Example:alice@google.com?secret=JBSWY3DPEHPK3PXP&issuer=Example";
+const GOOGLE_EXAMPLE: &str = "otpauth://totp/Example:alice@google.com?secret=JBSWY3DPEHPK3PXP&issuer=Example";
 
 fn google_secret() -> Vec<u8> {
     base32_decode("JBSWY3DPEHPK3PXP").expect("valid base32")
@@ -48,11 +47,7 @@ fn parses_google_example() {
 
 #[test]
 fn canonical_rendering() {
-    let mut k = key(
-        OtpKind::Hotp { counter: 42 },
-        Some("ACME Co"),
-        "john.doe@email.com",
-    );
+    let mut k = key(OtpKind::Hotp { counter: 42 }, Some("ACME Co"), "john.doe@email.com");
     k.algorithm = Algorithm::Sha256;
     k.digits = 8;
     assert_eq!(
@@ -61,10 +56,7 @@ fn canonical_rendering() {
          &issuer=ACME%20Co&algorithm=SHA256&digits=8&counter=42"
     );
     let k = key(OtpKind::Totp { period: 60 }, None, "bob");
-    assert_eq!(
-        k.to_uri(),
-        "otpauth://totp/bob?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&algorithm=SHA1&digits=6&period=60"
-    );
+    assert_eq!(k.to_uri(), "otpauth://totp/bob?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&algorithm=SHA1&digits=6&period=60");
     // Secret is upper-case and unpadded.
     let mut k = key(OtpKind::Totp { period: 30 }, None, "x");
     k.secret = b"f".to_vec();
@@ -173,21 +165,11 @@ fn defaults_and_explicit_parameters() {
         "otpauth://hotp/alice?secret=JBSWY3DPEHPK3PXP&counter=18446744073709551615\
          &algorithm=sha-512&digits=8&period=0",
     );
-    assert_eq!(
-        k.kind,
-        OtpKind::Hotp { counter: u64::MAX },
-        "period ignored for hotp"
-    );
+    assert_eq!(k.kind, OtpKind::Hotp { counter: u64::MAX }, "period ignored for hotp");
     assert_eq!((k.algorithm, k.digits), (Algorithm::Sha512, 8));
 
-    let k = parse_ok(
-        "otpauth://totp/alice?secret=JBSWY3DPEHPK3PXP&period=60&algorithm=SHA256&digits=10&counter=x",
-    );
-    assert_eq!(
-        k.kind,
-        OtpKind::Totp { period: 60 },
-        "counter ignored for totp"
-    );
+    let k = parse_ok("otpauth://totp/alice?secret=JBSWY3DPEHPK3PXP&period=60&algorithm=SHA256&digits=10&counter=x");
+    assert_eq!(k.kind, OtpKind::Totp { period: 60 }, "counter ignored for totp");
     assert_eq!((k.algorithm, k.digits), (Algorithm::Sha256, 10));
 }
 
@@ -202,142 +184,52 @@ fn rejects_garbage() {
         (format!("otpauth:/totp/a?{S}"), UriError::InvalidScheme),
         (format!("otpauth:totp/a?{S}"), UriError::InvalidScheme),
         (format!(" otpauth://totp/a?{S}"), UriError::InvalidScheme),
-        (
-            format!("otpauth-migration://offline?data=abc&{S}"),
-            UriError::InvalidScheme,
-        ),
+        (format!("otpauth-migration://offline?data=abc&{S}"), UriError::InvalidScheme),
         (format!("ötpauth://totp/a?{S}"), UriError::InvalidScheme),
         // type and label
-        (
-            format!("otpauth://xotp/a?{S}"),
-            UriError::UnknownType("xotp".into()),
-        ),
-        (
-            format!("otpauth:///a?{S}"),
-            UriError::UnknownType(String::new()),
-        ),
+        (format!("otpauth://xotp/a?{S}"), UriError::UnknownType("xotp".into())),
+        (format!("otpauth:///a?{S}"), UriError::UnknownType(String::new())),
         (format!("otpauth://totp?{S}"), UriError::MissingLabel),
         ("otpauth://totp".into(), UriError::MissingLabel),
         (format!("otpauth://totp/?{S}"), UriError::MissingAccount),
-        (
-            format!("otpauth://totp/Example:?{S}"),
-            UriError::MissingAccount,
-        ),
-        (
-            format!("otpauth://totp/Example:   ?{S}"),
-            UriError::MissingAccount,
-        ),
-        (
-            format!("otpauth://totp/Example%3A?{S}&issuer=Example"),
-            UriError::MissingAccount,
-        ),
-        (
-            format!("otpauth://totp/a%ZZ?{S}"),
-            UriError::InvalidPercentEncoding,
-        ),
-        (
-            format!("otpauth://totp/a%4?{S}"),
-            UriError::InvalidPercentEncoding,
-        ),
+        (format!("otpauth://totp/Example:?{S}"), UriError::MissingAccount),
+        (format!("otpauth://totp/Example:   ?{S}"), UriError::MissingAccount),
+        (format!("otpauth://totp/Example%3A?{S}&issuer=Example"), UriError::MissingAccount),
+        (format!("otpauth://totp/a%ZZ?{S}"), UriError::InvalidPercentEncoding),
+        (format!("otpauth://totp/a%4?{S}"), UriError::InvalidPercentEncoding),
         (format!("otpauth://totp/a%FF?{S}"), UriError::InvalidUtf8),
         (
             format!("otpauth://totp/Evil:alice?{S}&issuer=Example"),
-            UriError::IssuerMismatch {
-                label: "Evil".into(),
-                parameter: "Example".into(),
-            },
+            UriError::IssuerMismatch { label: "Evil".into(), parameter: "Example".into() },
         ),
         // secret
         ("otpauth://totp/a".into(), UriError::MissingSecret),
         ("otpauth://totp/a?issuer=x".into(), UriError::MissingSecret),
-        (
-            "otpauth://totp/a?secrets=JBSWY3DPEHPK3PXP".into(),
-            UriError::MissingSecret,
-        ),
-        (
-            "otpauth://totp/a?secret=JBSWY3DPEHPK3PX1".into(),
-            UriError::InvalidSecret,
-        ),
-        (
-            "otpauth://totp/a?secret=JBSWY3DPEHPK3P".into(),
-            UriError::InvalidSecret,
-        ), // 14 symbols: impossible length
-        (
-            "otpauth://totp/a?secret=JBSW=Y3DP".into(),
-            UriError::InvalidSecret,
-        ),
-        (
-            "otpauth://totp/a?secret=%%%".into(),
-            UriError::InvalidPercentEncoding,
-        ),
+        ("otpauth://totp/a?secrets=JBSWY3DPEHPK3PXP".into(), UriError::MissingSecret),
+        ("otpauth://totp/a?secret=JBSWY3DPEHPK3PX1".into(), UriError::InvalidSecret),
+        ("otpauth://totp/a?secret=JBSWY3DPEHPK3P".into(), UriError::InvalidSecret), // 14 symbols: impossible length
+        ("otpauth://totp/a?secret=JBSW=Y3DP".into(), UriError::InvalidSecret),
+        ("otpauth://totp/a?secret=%%%".into(), UriError::InvalidPercentEncoding),
         ("otpauth://totp/a?secret=".into(), UriError::EmptySecret),
         ("otpauth://totp/a?secret".into(), UriError::EmptySecret),
         ("otpauth://totp/a?secret=====".into(), UriError::EmptySecret),
-        (
-            format!("otpauth://totp/a?{S}&{S}"),
-            UriError::DuplicateParameter("secret".into()),
-        ),
-        (
-            format!("otpauth://totp/a?{S}&Secret=AA"),
-            UriError::DuplicateParameter("secret".into()),
-        ),
+        (format!("otpauth://totp/a?{S}&{S}"), UriError::DuplicateParameter("secret".into())),
+        (format!("otpauth://totp/a?{S}&Secret=AA"), UriError::DuplicateParameter("secret".into())),
         // algorithm / digits / period / counter
-        (
-            format!("otpauth://totp/a?{S}&algorithm=MD5"),
-            UriError::UnsupportedAlgorithm("MD5".into()),
-        ),
-        (
-            format!("otpauth://totp/a?{S}&algorithm="),
-            UriError::UnsupportedAlgorithm(String::new()),
-        ),
-        (
-            format!("otpauth://totp/a?{S}&digits=3"),
-            UriError::InvalidDigits("3".into()),
-        ),
-        (
-            format!("otpauth://totp/a?{S}&digits=5"),
-            UriError::InvalidDigits("5".into()),
-        ),
-        (
-            format!("otpauth://totp/a?{S}&digits=11"),
-            UriError::InvalidDigits("11".into()),
-        ),
-        (
-            format!("otpauth://totp/a?{S}&digits=six"),
-            UriError::InvalidDigits("six".into()),
-        ),
-        (
-            format!("otpauth://totp/a?{S}&digits=%2B6"),
-            UriError::InvalidDigits("+6".into()),
-        ),
-        (
-            format!("otpauth://totp/a?{S}&digits=+6"),
-            UriError::InvalidDigits(" 6".into()),
-        ),
-        (
-            format!("otpauth://totp/a?{S}&digits=99999999999"),
-            UriError::InvalidDigits("99999999999".into()),
-        ),
-        (
-            format!("otpauth://totp/a?{S}&period=0"),
-            UriError::InvalidPeriod("0".into()),
-        ),
-        (
-            format!("otpauth://totp/a?{S}&period=-30"),
-            UriError::InvalidPeriod("-30".into()),
-        ),
-        (
-            format!("otpauth://totp/a?{S}&period=30s"),
-            UriError::InvalidPeriod("30s".into()),
-        ),
-        (
-            format!("otpauth://hotp/a?{S}&counter=-1"),
-            UriError::InvalidCounter("-1".into()),
-        ),
-        (
-            format!("otpauth://hotp/a?{S}&counter=18446744073709551616"),
-            UriError::InvalidCounter("18446744073709551616".into()),
-        ),
+        (format!("otpauth://totp/a?{S}&algorithm=MD5"), UriError::UnsupportedAlgorithm("MD5".into())),
+        (format!("otpauth://totp/a?{S}&algorithm="), UriError::UnsupportedAlgorithm(String::new())),
+        (format!("otpauth://totp/a?{S}&digits=3"), UriError::InvalidDigits("3".into())),
+        (format!("otpauth://totp/a?{S}&digits=5"), UriError::InvalidDigits("5".into())),
+        (format!("otpauth://totp/a?{S}&digits=11"), UriError::InvalidDigits("11".into())),
+        (format!("otpauth://totp/a?{S}&digits=six"), UriError::InvalidDigits("six".into())),
+        (format!("otpauth://totp/a?{S}&digits=%2B6"), UriError::InvalidDigits("+6".into())),
+        (format!("otpauth://totp/a?{S}&digits=+6"), UriError::InvalidDigits(" 6".into())),
+        (format!("otpauth://totp/a?{S}&digits=99999999999"), UriError::InvalidDigits("99999999999".into())),
+        (format!("otpauth://totp/a?{S}&period=0"), UriError::InvalidPeriod("0".into())),
+        (format!("otpauth://totp/a?{S}&period=-30"), UriError::InvalidPeriod("-30".into())),
+        (format!("otpauth://totp/a?{S}&period=30s"), UriError::InvalidPeriod("30s".into())),
+        (format!("otpauth://hotp/a?{S}&counter=-1"), UriError::InvalidCounter("-1".into())),
+        (format!("otpauth://hotp/a?{S}&counter=18446744073709551616"), UriError::InvalidCounter("18446744073709551616".into())),
     ];
     for (uri, want) in cases {
         assert_eq!(KeyUri::parse(&uri), Err(want), "{uri:?}");
@@ -353,10 +245,7 @@ fn errors_display_without_secrets() {
         UriError::MissingAccount,
         UriError::InvalidPercentEncoding,
         UriError::InvalidUtf8,
-        UriError::IssuerMismatch {
-            label: "a".into(),
-            parameter: "b".into(),
-        },
+        UriError::IssuerMismatch { label: "a".into(), parameter: "b".into() },
         UriError::DuplicateParameter("secret".into()),
         UriError::MissingSecret,
         UriError::InvalidSecret,
@@ -371,8 +260,7 @@ fn errors_display_without_secrets() {
         assert!(!text.is_empty());
         let _: &dyn std::error::Error = &e;
     }
-    let bad = KeyUri::parse("otpauth://totp/a?secret=JBSWY3DPEHPK3PX1SECRETISH")
-        .expect_err("invalid base32");
+    let bad = KeyUri::parse("otpauth://totp/a?secret=JBSWY3DPEHPK3PX1SECRETISH").expect_err("invalid base32");
     assert!(!format!("{bad} {bad:?}").contains("JBSWY3DP"));
 }
 
@@ -386,8 +274,5 @@ fn debug_redacts_secret() {
     assert!(!dbg.contains("Hello"), "{dbg}");
     assert!(dbg.contains("alice@google.com") && dbg.contains("Example") && dbg.contains("Sha1"));
     let pretty = format!("{k:#?}");
-    assert!(
-        pretty.contains("<redacted>") && !pretty.contains("72,"),
-        "{pretty}"
-    );
+    assert!(pretty.contains("<redacted>") && !pretty.contains("72,"), "{pretty}");
 }

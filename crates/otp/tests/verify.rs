@@ -24,14 +24,8 @@ fn find_counter_window_edges() {
         }
     }
     // window 0 is exactly one counter.
-    assert_eq!(
-        find_counter(SECRET, Algorithm::Sha1, 6, &code(7), 7, 0),
-        Some(7)
-    );
-    assert_eq!(
-        find_counter(SECRET, Algorithm::Sha1, 6, &code(8), 7, 0),
-        None
-    );
+    assert_eq!(find_counter(SECRET, Algorithm::Sha1, 6, &code(7), 7, 0), Some(7));
+    assert_eq!(find_counter(SECRET, Algorithm::Sha1, 6, &code(8), 7, 0), None);
 }
 
 #[test]
@@ -39,31 +33,16 @@ fn find_counter_returns_first_match() {
     // code(153567) == code(153569) == "468457" (found by exhaustive search).
     assert_eq!(code(153_567), code(153_569));
     let c = code(153_567);
-    assert_eq!(
-        find_counter(SECRET, Algorithm::Sha1, 6, &c, 153_560, 20),
-        Some(153_567)
-    );
-    assert_eq!(
-        find_counter(SECRET, Algorithm::Sha1, 6, &c, 153_568, 20),
-        Some(153_569)
-    );
+    assert_eq!(find_counter(SECRET, Algorithm::Sha1, 6, &c, 153_560, 20), Some(153_567));
+    assert_eq!(find_counter(SECRET, Algorithm::Sha1, 6, &c, 153_568, 20), Some(153_569));
 }
 
 #[test]
 fn find_counter_saturates_at_u64_max() {
     let top = u64::MAX;
-    assert_eq!(
-        find_counter(SECRET, Algorithm::Sha1, 6, &code(top), top - 1, 10),
-        Some(top)
-    );
-    assert_eq!(
-        find_counter(SECRET, Algorithm::Sha1, 6, &code(top), top - 3, u64::MAX),
-        Some(top)
-    );
-    assert_eq!(
-        find_counter(SECRET, Algorithm::Sha1, 6, &code(top), top, 0),
-        Some(top)
-    );
+    assert_eq!(find_counter(SECRET, Algorithm::Sha1, 6, &code(top), top - 1, 10), Some(top));
+    assert_eq!(find_counter(SECRET, Algorithm::Sha1, 6, &code(top), top - 3, u64::MAX), Some(top));
+    assert_eq!(find_counter(SECRET, Algorithm::Sha1, 6, &code(top), top, 0), Some(top));
 }
 
 #[test]
@@ -79,18 +58,9 @@ fn find_step_window_edges() {
         assert_eq!(fs(&at(1_002)), None, "{alg} ahead 2 (outside)");
     }
     // Zero-width window: only the center.
-    assert_eq!(
-        find_step(SECRET, Algorithm::Sha1, 6, &code(50), 50, 0, 0),
-        Some(50)
-    );
-    assert_eq!(
-        find_step(SECRET, Algorithm::Sha1, 6, &code(49), 50, 0, 0),
-        None
-    );
-    assert_eq!(
-        find_step(SECRET, Algorithm::Sha1, 6, &code(51), 50, 0, 0),
-        None
-    );
+    assert_eq!(find_step(SECRET, Algorithm::Sha1, 6, &code(50), 50, 0, 0), Some(50));
+    assert_eq!(find_step(SECRET, Algorithm::Sha1, 6, &code(49), 50, 0, 0), None);
+    assert_eq!(find_step(SECRET, Algorithm::Sha1, 6, &code(51), 50, 0, 0), None);
 }
 
 #[test]
@@ -106,45 +76,21 @@ fn find_step_nearest_first_order() {
     assert_eq!(code(103_424), code(103_427));
     assert_eq!(fs(&code(103_424), 103_426), Some(103_427));
     // ... but only inside the window.
-    assert_eq!(
-        find_step(SECRET, Algorithm::Sha1, 6, &code(103_424), 103_426, 2, 0),
-        Some(103_424)
-    );
+    assert_eq!(find_step(SECRET, Algorithm::Sha1, 6, &code(103_424), 103_426, 2, 0), Some(103_424));
 }
 
 #[test]
 fn find_step_clamps_at_both_ends() {
     // Window below zero is clamped.
-    assert_eq!(
-        find_step(SECRET, Algorithm::Sha1, 6, &code(0), 1, 5, 0),
-        Some(0)
-    );
-    assert_eq!(
-        find_step(SECRET, Algorithm::Sha1, 6, &code(0), 0, 5, 0),
-        Some(0)
-    );
-    assert_eq!(
-        find_step(SECRET, Algorithm::Sha1, 6, &code(3), 0, u64::MAX, 3),
-        Some(3)
-    );
-    assert_eq!(
-        find_step(SECRET, Algorithm::Sha1, 6, &code(4), 0, u64::MAX, 3),
-        None
-    );
+    assert_eq!(find_step(SECRET, Algorithm::Sha1, 6, &code(0), 1, 5, 0), Some(0));
+    assert_eq!(find_step(SECRET, Algorithm::Sha1, 6, &code(0), 0, 5, 0), Some(0));
+    assert_eq!(find_step(SECRET, Algorithm::Sha1, 6, &code(3), 0, u64::MAX, 3), Some(3));
+    assert_eq!(find_step(SECRET, Algorithm::Sha1, 6, &code(4), 0, u64::MAX, 3), None);
     // Window above u64::MAX is clamped.
     let top = u64::MAX;
-    assert_eq!(
-        find_step(SECRET, Algorithm::Sha1, 6, &code(top), top - 1, 0, u64::MAX),
-        Some(top)
-    );
-    assert_eq!(
-        find_step(SECRET, Algorithm::Sha1, 6, &code(top - 3), top, 3, u64::MAX),
-        Some(top - 3)
-    );
-    assert_eq!(
-        find_step(SECRET, Algorithm::Sha1, 6, &code(top - 4), top, 3, u64::MAX),
-        None
-    );
+    assert_eq!(find_step(SECRET, Algorithm::Sha1, 6, &code(top), top - 1, 0, u64::MAX), Some(top));
+    assert_eq!(find_step(SECRET, Algorithm::Sha1, 6, &code(top - 3), top, 3, u64::MAX), Some(top - 3));
+    assert_eq!(find_step(SECRET, Algorithm::Sha1, 6, &code(top - 4), top, 3, u64::MAX), None);
 }
 
 /// Strings that must never verify, for a window where `good` would.
@@ -165,9 +111,7 @@ fn malformed(good: &str) -> Vec<String> {
         format!("{} {}", &good[..3], &good[3..]),
         format!("{}-{}", &good[..3], &good[3..]),
         // Full-width digits have the right char count but are not ASCII.
-        good.chars()
-            .map(|c| char::from_u32(u32::from(c) - u32::from('0') + 0xFF10).unwrap_or('x'))
-            .collect(),
+        good.chars().map(|c| char::from_u32(u32::from(c) - u32::from('0') + 0xFF10).unwrap_or('x')).collect(),
         format!("{}\0", &good[..good.len() - 1]),
     ];
     // Same length, one byte replaced by a non-digit.
@@ -187,16 +131,8 @@ fn malformed_codes_never_match() {
             assert_eq!(find_counter(SECRET, alg, digits, &good, 40, 5), Some(42));
             assert_eq!(find_step(SECRET, alg, digits, &good, 42, 1, 1), Some(42));
             for bad in malformed(&good) {
-                assert_eq!(
-                    find_counter(SECRET, alg, digits, &bad, 40, 5),
-                    None,
-                    "{bad:?}"
-                );
-                assert_eq!(
-                    find_step(SECRET, alg, digits, &bad, 42, 1, 1),
-                    None,
-                    "{bad:?}"
-                );
+                assert_eq!(find_counter(SECRET, alg, digits, &bad, 40, 5), None, "{bad:?}");
+                assert_eq!(find_step(SECRET, alg, digits, &bad, 42, 1, 1), None, "{bad:?}");
             }
         }
     }
@@ -208,10 +144,7 @@ fn codes_of_another_length_never_match() {
     let eight = hotp_code(SECRET, 5, 8, Algorithm::Sha1);
     assert!(eight.ends_with(&six));
     assert_eq!(find_counter(SECRET, Algorithm::Sha1, 8, &six, 0, 10), None);
-    assert_eq!(
-        find_counter(SECRET, Algorithm::Sha1, 6, &eight, 0, 10),
-        None
-    );
+    assert_eq!(find_counter(SECRET, Algorithm::Sha1, 6, &eight, 0, 10), None);
     assert_eq!(find_step(SECRET, Algorithm::Sha1, 8, &six, 5, 1, 1), None);
     assert_eq!(find_step(SECRET, Algorithm::Sha1, 6, &eight, 5, 1, 1), None);
 }
@@ -232,14 +165,8 @@ fn out_of_range_digits_fail_closed() {
     for digits in [7u32, 9, 10] {
         let c = hotp_code(SECRET, 3, digits, Algorithm::Sha256);
         assert_eq!(c.len(), digits as usize);
-        assert_eq!(
-            find_counter(SECRET, Algorithm::Sha256, digits, &c, 0, 5),
-            Some(3)
-        );
-        assert_eq!(
-            find_step(SECRET, Algorithm::Sha256, digits, &c, 3, 0, 0),
-            Some(3)
-        );
+        assert_eq!(find_counter(SECRET, Algorithm::Sha256, digits, &c, 0, 5), Some(3));
+        assert_eq!(find_step(SECRET, Algorithm::Sha256, digits, &c, 3, 0, 0), Some(3));
     }
 }
 
@@ -254,12 +181,8 @@ fn other_secrets_and_long_keys() {
             assert_eq!(find_counter(secret, alg, 6, &c, 9, 0), Some(9));
         }
         assert_ne!(
-            (0..5)
-                .map(|n| hotp_code(&long, n, 8, alg))
-                .collect::<Vec<_>>(),
-            (0..5)
-                .map(|n| hotp_code(b"", n, 8, alg))
-                .collect::<Vec<_>>()
+            (0..5).map(|n| hotp_code(&long, n, 8, alg)).collect::<Vec<_>>(),
+            (0..5).map(|n| hotp_code(b"", n, 8, alg)).collect::<Vec<_>>()
         );
     }
 }

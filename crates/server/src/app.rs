@@ -112,7 +112,9 @@ pub async fn open_store(settings: &Settings, key: &MasterKey) -> anyhow::Result<
         .with_context(|| format!("cannot open database {}", tessera_core::config::redact_url(&url)))?;
     let stored = store.meta_init("master_key_check", &key.check_value()).await?;
     if stored != key.check_value() {
-        anyhow::bail!("the master key does not match the one this database was created with (set the same TESSERA_MASTER_KEY on every node)");
+        anyhow::bail!(
+            "the master key does not match the one this database was created with (set the same TESSERA_MASTER_KEY on every node)"
+        );
     }
     Ok(store)
 }

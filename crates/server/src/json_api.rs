@@ -22,7 +22,12 @@ use tessera_core::{Outcome, RequestCtx};
 pub const PATH: &str = "/AuthServer/REST/U2F/U2FServer.aspx";
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-pub async fn handle(State(state): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, method: Method, body: Body) -> Response {
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    body: Body,
+) -> Response {
     if method != Method::POST && method != Method::GET {
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST, GET")], "").into_response();
     }
@@ -58,7 +63,10 @@ fn parse(bytes: &[u8]) -> (Option<String>, Result<Params, ApiError>) {
     let value: Value = match serde_json::from_str(&cleaned) {
         Ok(v) => v,
         Err(e) => {
-            return (None, Err(ApiError::new(code::MALFORMED_REQUEST, format!("malformed JSON at line {} column {}", e.line(), e.column()))));
+            return (
+                None,
+                Err(ApiError::new(code::MALFORMED_REQUEST, format!("malformed JSON at line {} column {}", e.line(), e.column()))),
+            );
         }
     };
     let Value::Object(map) = value else {

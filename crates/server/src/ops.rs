@@ -17,7 +17,8 @@ pub async fn healthz() -> Response {
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     match tokio::time::timeout(std::time::Duration::from_secs(3), state.service.store.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], r#"{"status":"ready"}"#).into_response(),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "application/json")], r#"{"status":"database unreachable"}"#).into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "application/json")], r#"{"status":"database unreachable"}"#)
+            .into_response(),
     }
 }
 
@@ -33,7 +34,9 @@ fn kind_schema(k: Kind) -> Value {
     match k {
         Kind::Str => json!({"type": "string"}),
         Kind::Int => json!({"oneOf": [{"type": "integer"}, {"type": "string", "pattern": "^-?[0-9]+$"}, {"type": "boolean"}]}),
-        Kind::Bool => json!({"oneOf": [{"type": "boolean"}, {"type": "integer", "enum": [0, 1]}, {"type": "string", "enum": ["true", "false", "0", "1", "yes", "no"]}]}),
+        Kind::Bool => {
+            json!({"oneOf": [{"type": "boolean"}, {"type": "integer", "enum": [0, 1]}, {"type": "string", "enum": ["true", "false", "0", "1", "yes", "no"]}]})
+        }
     }
 }
 
@@ -61,7 +64,8 @@ pub fn openapi_document() -> Value {
             }
         }
         let schema_name = format!("Request_{}", op.name);
-        schemas.insert(schema_name.clone(), json!({"type": "object", "description": op.summary, "properties": props, "required": required}));
+        schemas
+            .insert(schema_name.clone(), json!({"type": "object", "description": op.summary, "properties": props, "required": required}));
         let reference = format!("#/components/schemas/{schema_name}");
         one_of.push(json!({"$ref": reference}));
         for t in type_names {

@@ -31,7 +31,9 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
     }
     s.listen.parse::<std::net::SocketAddr>().with_context(|| format!("listen address {:?} is not host:port", s.listen))?;
     if s.otp.max_failures < 1 || s.otp.lockout_seconds < 0 || s.otp.send_limit < 1 || s.otp.sent_code_lifetime_seconds < 1 {
-        anyhow::bail!("otp settings out of range (max_failures >= 1, lockout_seconds >= 0, send_limit >= 1, sent_code_lifetime_seconds >= 1)");
+        anyhow::bail!(
+            "otp settings out of range (max_failures >= 1, lockout_seconds >= 0, send_limit >= 1, sent_code_lifetime_seconds >= 1)"
+        );
     }
     Ok(())
 }

@@ -119,10 +119,8 @@ const USER_PRESENT_FLAG: u8 = 0x01;
 // base64
 // ---------------------------------------------------------------------------
 
-const PADDED: GeneralPurposeConfig =
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::RequireCanonical);
-const UNPADDED: GeneralPurposeConfig =
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::RequireNone);
+const PADDED: GeneralPurposeConfig = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::RequireCanonical);
+const UNPADDED: GeneralPurposeConfig = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::RequireNone);
 const URL_SAFE_PADDED: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, PADDED);
 const URL_SAFE_UNPADDED: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, UNPADDED);
 const STANDARD_PADDED: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, PADDED);
@@ -133,14 +131,8 @@ const STANDARD_UNPADDED: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDAR
 /// whitespace, partial padding and non-zero trailing bits are rejected.
 pub fn b64_decode(s: &str) -> Result<Vec<u8>, U2fError> {
     let s = s.trim();
-    let (url, std) = if s.ends_with('=') {
-        (&URL_SAFE_PADDED, &STANDARD_PADDED)
-    } else {
-        (&URL_SAFE_UNPADDED, &STANDARD_UNPADDED)
-    };
-    url.decode(s)
-        .or_else(|_| std.decode(s))
-        .map_err(|_| U2fError::Base64)
+    let (url, std) = if s.ends_with('=') { (&URL_SAFE_PADDED, &STANDARD_PADDED) } else { (&URL_SAFE_UNPADDED, &STANDARD_UNPADDED) };
+    url.decode(s).or_else(|_| std.decode(s)).map_err(|_| U2fError::Base64)
 }
 
 /// Encodes bytes as URL-safe base64 without padding ("websafe base64").
@@ -174,11 +166,7 @@ fn der_signature(sig: &[u8]) -> Result<Signature, U2fError> {
 }
 
 /// Splits `n` bytes off the front of `data`, or reports `what` as truncated.
-fn take<'a>(
-    data: &'a [u8],
-    n: usize,
-    what: &'static str,
-) -> Result<(&'a [u8], &'a [u8]), U2fError> {
+fn take<'a>(data: &'a [u8], n: usize, what: &'static str) -> Result<(&'a [u8], &'a [u8]), U2fError> {
     if data.len() < n {
         return Err(U2fError::Truncated(what));
     }
@@ -201,9 +189,7 @@ fn der_header(data: &[u8]) -> Option<(u8, usize, usize)> {
         return None;
     }
     let octets = data.get(2..2 + n)?;
-    let len = octets.iter().try_fold(0usize, |acc, &b| {
-        acc.checked_mul(256)?.checked_add(usize::from(b))
-    })?;
+    let len = octets.iter().try_fold(0usize, |acc, &b| acc.checked_mul(256)?.checked_add(usize::from(b)))?;
     Some((tag, 2 + n, len))
 }
 
@@ -267,27 +253,18 @@ fn zero_signature_unused_bits(der: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn subject_common_name(cert: &Certificate) -> Option<String> {
-    const CN: x509_cert::der::asn1::ObjectIdentifier =
-        x509_cert::der::asn1::ObjectIdentifier::new_unwrap("2.5.4.3");
+    const CN: x509_cert::der::asn1::ObjectIdentifier = x509_cert::der::asn1::ObjectIdentifier::new_unwrap("2.5.4.3");
     cert.tbs_certificate
         .subject
         .0
         .iter()
         .flat_map(|rdn| rdn.0.iter())
         .find(|atv| atv.oid == CN)
-        .and_then(|atv| {
-            std::str::from_utf8(atv.value.value())
-                .ok()
-                .map(str::to_owned)
-        })
+        .and_then(|atv| std::str::from_utf8(atv.value.value()).ok().map(str::to_owned))
 }
 
 fn certificate_key(cert: &Certificate) -> Result<VerifyingKey, U2fError> {
-    let spki = cert
-        .tbs_certificate
-        .subject_public_key_info
-        .to_der()
-        .map_err(|_| U2fError::BadCertificate)?;
+    let spki = cert.tbs_certificate.subject_public_key_info.to_der().map_err(|_| U2fError::BadCertificate)?;
     let pk = p256::PublicKey::from_public_key_der(&spki).map_err(|_| U2fError::BadCertificate)?;
     Ok(VerifyingKey::from(pk))
 }
@@ -304,8 +281,7 @@ fn load_attestation(der: &[u8]) -> Result<Attestation, U2fError> {
     match Certificate::from_der(der) {
         Ok(cert) => {
             let key = certificate_key(&cert)?;
-            let known_quirk = subject_common_name(&cert)
-                .is_some_and(|cn| YUBICO_QUIRK_CNS.contains(&cn.as_str()));
+            let known_quirk = subject_common_name(&cert).is_some_and(|cn| YUBICO_QUIRK_CNS.contains(&cn.as_str()));
             let der = match fixed {
                 Some(fixed) if known_quirk => fixed,
                 _ => der.to_vec(),
@@ -364,9 +340,7 @@ pub fn parse_registration(data: &[u8]) -> Result<Registration, U2fError> {
     user_key(pk)?;
     let public_key: [u8; 65] = pk.try_into().map_err(|_| U2fError::BadPublicKey)?;
 
-    let (&kh_len, rest) = rest
-        .split_first()
-        .ok_or(U2fError::Truncated("key handle length"))?;
+    let (&kh_len, rest) = rest.split_first().ok_or(U2fError::Truncated("key handle length"))?;
     let (key_handle, rest) = take(rest, usize::from(kh_len), "key handle")?;
 
     if rest.is_empty() {
@@ -379,11 +353,7 @@ pub fn parse_registration(data: &[u8]) -> Result<Registration, U2fError> {
         // Either the header itself is cut short or its length is not a
         // definite DER length of at most four octets.
         let long_form = rest.get(1).map(|b| (0x81..=0x84).contains(b));
-        return Err(if long_form == Some(false) {
-            U2fError::BadCertificate
-        } else {
-            U2fError::Truncated("attestation certificate")
-        });
+        return Err(if long_form == Some(false) { U2fError::BadCertificate } else { U2fError::Truncated("attestation certificate") });
     };
     let cert_len = h.checked_add(l).ok_or(U2fError::BadCertificate)?;
     let (cert, signature) = take(rest, cert_len, "attestation certificate")?;
@@ -394,12 +364,7 @@ pub fn parse_registration(data: &[u8]) -> Result<Registration, U2fError> {
     }
     der_signature(signature)?;
 
-    Ok(Registration {
-        public_key,
-        key_handle: key_handle.to_vec(),
-        attestation_cert: cert.to_vec(),
-        signature: signature.to_vec(),
-    })
+    Ok(Registration { public_key, key_handle: key_handle.to_vec(), attestation_cert: cert.to_vec(), signature: signature.to_vec() })
 }
 
 /// Verifies the attestation signature of a registration over
@@ -407,11 +372,7 @@ pub fn parse_registration(data: &[u8]) -> Result<Registration, U2fError> {
 /// with the attestation certificate's public key.
 ///
 /// `client_data` must be the exact bytes received from the client.
-pub fn verify_registration(
-    reg: &Registration,
-    app_id: &str,
-    client_data: &[u8],
-) -> Result<(), U2fError> {
+pub fn verify_registration(reg: &Registration, app_id: &str, client_data: &[u8]) -> Result<(), U2fError> {
     user_key(&reg.public_key)?;
     let attestation = load_attestation(&reg.attestation_cert)?;
     let sig = der_signature(&reg.signature)?;
@@ -423,10 +384,7 @@ pub fn verify_registration(
     msg.extend_from_slice(&reg.key_handle);
     msg.extend_from_slice(&reg.public_key);
 
-    attestation
-        .key
-        .verify(&msg, &sig)
-        .map_err(|_| U2fError::SignatureInvalid)
+    attestation.key.verify(&msg, &sig).map_err(|_| U2fError::SignatureInvalid)
 }
 
 // ---------------------------------------------------------------------------
@@ -464,22 +422,14 @@ pub fn check_user_presence(resp: &SignResponse) -> Result<(), U2fError> {
 /// Parses a decoded `signatureData` message. Checks that the signature is
 /// DER-encoded but does not verify it; see [`verify_signature`].
 pub fn parse_sign_response(data: &[u8]) -> Result<SignResponse, U2fError> {
-    let (&user_presence, rest) = data
-        .split_first()
-        .ok_or(U2fError::Truncated("user presence"))?;
+    let (&user_presence, rest) = data.split_first().ok_or(U2fError::Truncated("user presence"))?;
     let (counter, signature) = take(rest, 4, "counter")?;
-    let counter: [u8; 4] = counter
-        .try_into()
-        .map_err(|_| U2fError::Truncated("counter"))?;
+    let counter: [u8; 4] = counter.try_into().map_err(|_| U2fError::Truncated("counter"))?;
     if signature.is_empty() {
         return Err(U2fError::Truncated("signature"));
     }
     der_signature(signature)?;
-    Ok(SignResponse {
-        user_presence,
-        counter: u32::from_be_bytes(counter),
-        signature: signature.to_vec(),
-    })
+    Ok(SignResponse { user_presence, counter: u32::from_be_bytes(counter), signature: signature.to_vec() })
 }
 
 /// Verifies an authentication signature over
@@ -489,12 +439,7 @@ pub fn parse_sign_response(data: &[u8]) -> Result<SignResponse, U2fError> {
 /// Neither user presence nor counter monotonicity is checked here; they are
 /// caller policy (see [`check_user_presence`]). Both are covered by the
 /// signature, so they cannot have been altered if this returns `Ok`.
-pub fn verify_signature(
-    public_key: &[u8],
-    app_id: &str,
-    client_data: &[u8],
-    resp: &SignResponse,
-) -> Result<(), U2fError> {
+pub fn verify_signature(public_key: &[u8], app_id: &str, client_data: &[u8], resp: &SignResponse) -> Result<(), U2fError> {
     let key = user_key(public_key)?;
     let sig = der_signature(&resp.signature)?;
 
@@ -504,8 +449,7 @@ pub fn verify_signature(
     msg.extend_from_slice(&resp.counter.to_be_bytes());
     msg.extend_from_slice(&sha256(client_data));
 
-    key.verify(&msg, &sig)
-        .map_err(|_| U2fError::SignatureInvalid)
+    key.verify(&msg, &sig).map_err(|_| U2fError::SignatureInvalid)
 }
 
 // ---------------------------------------------------------------------------
@@ -559,29 +503,16 @@ pub fn check_client_data(
     let raw: RawClientData = serde_json::from_slice(bytes).map_err(|_| U2fError::ClientDataJson)?;
 
     if raw.typ != expected_typ {
-        return Err(U2fError::WrongType {
-            expected: expected_typ,
-        });
+        return Err(U2fError::WrongType { expected: expected_typ });
     }
-    if !bool::from(
-        raw.challenge
-            .as_bytes()
-            .ct_eq(expected_challenge.as_bytes()),
-    ) {
+    if !bool::from(raw.challenge.as_bytes().ct_eq(expected_challenge.as_bytes())) {
         return Err(U2fError::ChallengeMismatch);
     }
     let origin = strip_one_slash(&raw.origin);
-    if !allowed_origins
-        .iter()
-        .any(|allowed| strip_one_slash(allowed) == origin)
-    {
+    if !allowed_origins.iter().any(|allowed| strip_one_slash(allowed) == origin) {
         return Err(U2fError::OriginNotAllowed);
     }
-    Ok(ClientData {
-        typ: raw.typ,
-        challenge: raw.challenge,
-        origin: raw.origin,
-    })
+    Ok(ClientData { typ: raw.typ, challenge: raw.challenge, origin: raw.origin })
 }
 
 // ---------------------------------------------------------------------------
@@ -600,19 +531,12 @@ pub fn app_id_origin(app_id: &str) -> Option<String> {
     let app_id = app_id.trim();
     let (scheme, rest) = app_id.split_once("://")?;
     let mut chars = scheme.chars();
-    if !chars.next()?.is_ascii_alphabetic()
-        || !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-    {
+    if !chars.next()?.is_ascii_alphabetic() || !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) {
         return None;
     }
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = rest.get(..end)?;
-    if authority.is_empty()
-        || authority.contains('@')
-        || authority
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
-    {
+    if authority.is_empty() || authority.contains('@') || authority.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return None;
     }
     let scheme = scheme.to_ascii_lowercase();

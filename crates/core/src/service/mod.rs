@@ -39,10 +39,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
     }
 }
 
@@ -109,9 +106,23 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(store: Arc<dyn Store>, settings: Arc<Settings>, master_key: MasterKey, clock: Arc<dyn Clock>, audit: audit::AuditSink) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        settings: Arc<Settings>,
+        master_key: MasterKey,
+        clock: Arc<dyn Clock>,
+        audit: audit::AuditSink,
+    ) -> Self {
         let dummy_password_hash = crypto::hash_password(&crypto::random_token()).unwrap_or_default();
-        Service { store, settings, master_key, clock, audit, dummy_key_hash: crypto::secret_hash(&crypto::random_token()), dummy_password_hash }
+        Service {
+            store,
+            settings,
+            master_key,
+            clock,
+            audit,
+            dummy_key_hash: crypto::secret_hash(&crypto::random_token()),
+            dummy_password_hash,
+        }
     }
 
     /// Authenticates the account of a request: a wrong or missing pair, or a disabled account, is 9000.

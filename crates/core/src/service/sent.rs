@@ -16,6 +16,12 @@ pub enum SentCheck {
 }
 
 /// Checks `otp` against the user's sent codes (same psn, or any when `psn` is None).
-pub async fn check_sent_code(_svc: &Service, _caller: &Caller, _user: &UserRow, _psn: Option<&str>, _otp: &str) -> Result<SentCheck, ApiError> {
+pub async fn check_sent_code(
+    _svc: &Service,
+    _caller: &Caller,
+    _user: &UserRow,
+    _psn: Option<&str>,
+    _otp: &str,
+) -> Result<SentCheck, ApiError> {
     Ok(SentCheck::NoMatch)
 }

@@ -9,7 +9,12 @@ use crate::params::Params;
 use crate::reply;
 use crate::store::SessionTokenRow;
 
-const fn op(name: &'static str, aliases: &'static [&'static str], summary: &'static str, fields: &'static [crate::catalog::FieldSpec]) -> OpSpec {
+const fn op(
+    name: &'static str,
+    aliases: &'static [&'static str],
+    summary: &'static str,
+    fields: &'static [crate::catalog::FieldSpec],
+) -> OpSpec {
     OpSpec { name, aliases, reply_type: None, summary, fields, ok_message: "OK", group: Group::Sessions }
 }
 

@@ -38,7 +38,10 @@ pub const OPS: &[OpSpec] = &[
         "find_users",
         &[],
         "Search users by username or email with SQL wildcards (% and _); at most 1000 results.",
-        &[f("queryFilter", Str, false, "Pattern, e.g. ma%; default %."), f("queryFilterType", Str, false, "username (default) or email; alias queryType.")],
+        &[
+            f("queryFilter", Str, false, "Pattern, e.g. ma%; default %."),
+            f("queryFilterType", Str, false, "username (default) or email; alias queryType."),
+        ],
     ),
     op(
         "validate_user",
@@ -84,10 +87,7 @@ pub fn read_username(p: &Params) -> Result<String, ApiError> {
 /// Loads the request's user (9106 if there is none in this account).
 pub async fn load_user(svc: &Service, caller: &Caller, p: &Params) -> Result<UserRow, ApiError> {
     let username = read_username(p)?;
-    svc.store
-        .user_by_key(caller.account_id(), &username_key(&username))
-        .await?
-        .ok_or_else(|| ApiError::user_not_found(&username))
+    svc.store.user_by_key(caller.account_id(), &username_key(&username)).await?.ok_or_else(|| ApiError::user_not_found(&username))
 }
 
 fn read_status(p: &Params) -> Result<Option<i64>, ApiError> {

@@ -42,10 +42,7 @@ fn root() -> Value {
 }
 
 fn s(v: &Value, key: &str) -> String {
-    v.get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("vector field {key} missing"))
-        .to_owned()
+    v.get(key).and_then(Value::as_str).unwrap_or_else(|| panic!("vector field {key} missing")).to_owned()
 }
 
 fn h(v: &Value, key: &str) -> Vec<u8> {
@@ -53,9 +50,7 @@ fn h(v: &Value, key: &str) -> Vec<u8> {
 }
 
 fn n(v: &Value, key: &str) -> u64 {
-    v.get(key)
-        .and_then(Value::as_u64)
-        .unwrap_or_else(|| panic!("vector field {key} missing"))
+    v.get(key).and_then(Value::as_u64).unwrap_or_else(|| panic!("vector field {key} missing"))
 }
 
 pub fn registration() -> RegVector {

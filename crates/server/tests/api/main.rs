@@ -1,0 +1,8 @@
+//! Black-box API tests: the real server on port 0, called over HTTP, on SQLite and PostgreSQL.
+
+#[macro_use]
+pub mod helpers;
+mod envelope;
+mod lifecycle;
+mod sessions;
+mod users;
