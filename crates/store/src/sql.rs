@@ -401,8 +401,8 @@ macro_rules! sql_store {
             }
             async fn u2f_bind(&self, d: &DeviceRow) -> StoreResult<bool> {
                 let r = sqlx::query(
-                    "UPDATE devices SET key_handle = $1, public_key = $2, app_id = $3, key_name = $4, u2f_counter = $5, attestation = $6, activated = 1, user_id = $7 \
-                     WHERE account_id = $8 AND id = $9",
+                    "UPDATE devices SET key_handle = $1, public_key = $2, app_id = $3, key_name = $4, u2f_counter = $5, attestation = $6, activated = 1, user_id = $7, flagged = 0 \
+                     WHERE account_id = $8 AND id = $9 AND key_handle IS NULL AND (user_id IS NULL OR user_id = $7)",
                 )
                 .bind(&d.key_handle)
                 .bind(&d.public_key)

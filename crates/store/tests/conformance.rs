@@ -1,0 +1,265 @@
+//! Storage conformance: the same assertions on the SQLite and the PostgreSQL implementation of `Store`,
+//! including the conditional writes that must succeed exactly once under concurrency.
+
+use std::sync::Arc;
+use tessera_core::error::StoreError;
+use tessera_core::store::*;
+
+struct Db {
+    store: Arc<dyn Store>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+async fn open(backend: &str) -> Db {
+    match backend {
+        "sqlite" => {
+            let tmp = tempfile::tempdir().expect("tmp");
+            let url = format!("sqlite://{}", tmp.path().join("t.db").display());
+            Db { store: tessera_store::open(&url, 8, true).await.expect("open sqlite"), _tmp: Some(tmp) }
+        }
+        _ => {
+            let admin = std::env::var("TESSERA_TEST_PG_ADMIN_URL")
+                .expect("TESSERA_TEST_PG_ADMIN_URL is not set: PostgreSQL tests need a server (scripts/test starts one)");
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect admin");
+            let name = format!("tessera_c_{}", hex::encode(rand::random::<[u8; 8]>()));
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create db");
+            let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
+            Db { store: tessera_store::open(&format!("{base}/{name}"), 16, true).await.expect("open pg"), _tmp: None }
+        }
+    }
+}
+
+macro_rules! conformance {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$name(super::open("sqlite").await.store).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::$name(super::open("postgres").await.store).await
+            }
+        }
+    };
+}
+
+async fn setup(s: &Arc<dyn Store>) -> (i64, i64) {
+    let a = s.create_account("acct", b"hash", 1).await.expect("account");
+    let u = UserRow { account_id: a.id, username: "Alice".into(), created_at: 1, ..Default::default() };
+    let uid = s.create_user(&u, "alice").await.expect("user");
+    (a.id, uid)
+}
+
+fn device(account_id: i64, user_id: Option<i64>, psn: &str) -> DeviceRow {
+    DeviceRow {
+        account_id,
+        user_id,
+        psn: psn.into(),
+        device_type: 13,
+        otp_type: 1,
+        algorithm: "SHA1".into(),
+        digits: 6,
+        time_step: 30,
+        u2f_counter: -1,
+        seed: Some(vec![1, 2, 3]),
+        ..Default::default()
+    }
+}
+
+async fn accounts_and_users(s: Arc<dyn Store>) {
+    let (aid, uid) = setup(&s).await;
+    assert!(matches!(s.create_account("acct", b"x", 1).await, Err(StoreError::Conflict)));
+    let dup = UserRow { account_id: aid, username: "ALICE".into(), ..Default::default() };
+    assert!(matches!(s.create_user(&dup, "alice").await, Err(StoreError::Conflict)));
+    assert_eq!(s.user_by_key(aid, "alice").await.expect("q").map(|u| u.id), Some(uid));
+    assert!(s.set_account_key("acct", b"new").await.expect("rotate"));
+    assert_eq!(s.account_by_name("acct").await.expect("q").map(|a| a.key_hash), Some(b"new".to_vec()));
+    assert!(!s.set_account_enabled("nope", false).await.expect("q"));
+    let patch = UserPatch { last_name: Some("L".into()), ..Default::default() };
+    assert!(s.update_user(aid, uid, &patch).await.expect("update"));
+    let u = s.user_by_id(aid, uid).await.expect("q").expect("user");
+    assert_eq!((u.username.as_str(), u.last_name.as_str()), ("Alice", "L"));
+    assert_eq!(s.find_users(aid, "al%", false, 10).await.expect("find").len(), 1);
+    assert_eq!(s.meta_init("k", "v1").await.expect("meta"), "v1");
+    assert_eq!(s.meta_init("k", "v2").await.expect("meta"), "v1", "meta_init keeps the first value");
+}
+conformance!(accounts_and_users);
+
+async fn otp_accept_is_a_compare_and_set(s: Arc<dyn Store>) {
+    let (aid, uid) = setup(&s).await;
+    let id = s.create_device(&device(aid, Some(uid), "P1")).await.expect("device");
+    assert!(matches!(s.create_device(&device(aid, None, "P1")).await, Err(StoreError::Conflict)));
+    // 32 concurrent accepts of counter 5: exactly one wins
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move { s.otp_accept(id, 5, 6, 0).await.expect("cas") }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        wins += usize::from(t.await.expect("join"));
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(s.device_by_id(aid, id).await.expect("q").map(|d| d.counter), Some(6));
+    assert!(!s.otp_accept(id, 5, 6, 0).await.expect("cas"), "an accepted counter is not accepted again");
+    assert!(!s.otp_accept(id, 3, 4, 0).await.expect("cas"), "an older counter is not accepted");
+    assert!(s.otp_accept(id, 7, 8, 0).await.expect("cas"));
+}
+conformance!(otp_accept_is_a_compare_and_set);
+
+async fn failures_lock_and_enable_clears(s: Arc<dyn Store>) {
+    let (aid, uid) = setup(&s).await;
+    let id = s.create_device(&device(aid, Some(uid), "P2")).await.expect("device");
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move { s.otp_fail(id, 10, 9999).await.expect("fail") }));
+    }
+    let mut counts = Vec::new();
+    for t in tasks {
+        counts.push(t.await.expect("join"));
+    }
+    counts.sort();
+    assert_eq!(counts, (1..=10).collect::<Vec<_>>(), "every failure counted once");
+    let d = s.device_by_id(aid, id).await.expect("q").expect("d");
+    assert_eq!((d.fail_count, d.locked_until), (10, 9999));
+    assert!(s.set_device_status(aid, id, 0).await.expect("enable"));
+    let d = s.device_by_id(aid, id).await.expect("q").expect("d");
+    assert_eq!((d.fail_count, d.locked_until), (0, 0));
+}
+conformance!(failures_lock_and_enable_clears);
+
+async fn assignment_cannot_be_stolen_concurrently(s: Arc<dyn Store>) {
+    let (aid, uid) = setup(&s).await;
+    let u2 = s.create_user(&UserRow { account_id: aid, username: "bob".into(), ..Default::default() }, "bob").await.expect("u2");
+    let id = s.create_device(&device(aid, None, "HW1")).await.expect("device");
+    let (x, y) = tokio::join!(s.assign_device(aid, id, Some(uid), true), s.assign_device(aid, id, Some(u2), true));
+    assert_eq!(usize::from(x.expect("a")) + usize::from(y.expect("b")), 1);
+    assert_eq!(s.unassigned_devices(aid, 10).await.expect("q").len(), 0);
+}
+conformance!(assignment_cannot_be_stolen_concurrently);
+
+async fn ceremonies_tokens_and_codes_are_consumed_once(s: Arc<dyn Store>) {
+    let (aid, uid) = setup(&s).await;
+    let row = U2fSessionRow {
+        account_id: aid,
+        user_id: uid,
+        kind: "sign".into(),
+        app_id: "https://a".into(),
+        challenge: "c".into(),
+        device_ids: vec![3, 4],
+        target_device: None,
+        expires_at: 100,
+    };
+    s.create_u2f_session(b"sid", &row).await.expect("session");
+    assert!(s.consume_u2f_session(aid + 1, uid, "sign", b"sid", 50).await.expect("q").is_none(), "other account");
+    assert!(s.consume_u2f_session(aid, uid + 1, "sign", b"sid", 50).await.expect("q").is_none(), "other user");
+    assert!(s.consume_u2f_session(aid, uid, "register", b"sid", 50).await.expect("q").is_none(), "other kind");
+    let (x, y) = tokio::join!(s.consume_u2f_session(aid, uid, "sign", b"sid", 50), s.consume_u2f_session(aid, uid, "sign", b"sid", 50));
+    let got: Vec<U2fSessionRow> = [x.expect("x"), y.expect("y")].into_iter().flatten().collect();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].device_ids, vec![3, 4]);
+    s.create_u2f_session(b"old", &U2fSessionRow { expires_at: 10, ..row.clone() }).await.expect("old");
+    assert!(s.consume_u2f_session(aid, uid, "sign", b"old", 50).await.expect("q").is_none(), "expired");
+
+    let tok = SessionTokenRow { account_id: aid, user_id: uid, token_type: 0, created_at: 1, expires_at: 100 };
+    s.create_session_token(b"th", &tok).await.expect("token");
+    assert!(s.session_token(aid, b"th", 50).await.expect("q").is_some());
+    assert!(s.session_token(aid, b"th", 100).await.expect("q").is_none(), "expired at expires_at");
+    assert!(s.session_token(aid + 1, b"th", 50).await.expect("q").is_none());
+    assert!(s.delete_session_token(aid, b"th", 50).await.expect("del"));
+    assert!(!s.delete_session_token(aid, b"th", 50).await.expect("del"));
+
+    let code = SentCodeRow { id: 0, account_id: aid, user_id: uid, device_id: None, code_hash: vec![9], expires_at: 400, used: false };
+    let msg = OutboxRow {
+        id: 0,
+        account_id: aid,
+        channel: "sms".into(),
+        recipient: "+1".into(),
+        body: "b".into(),
+        subject: String::new(),
+        attempts: 0,
+        next_attempt_at: 100,
+        expires_at: 400,
+        state: "pending".into(),
+        last_error: String::new(),
+    };
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(s.enqueue_code(&code, &msg, 0, 3).await.expect("enqueue").expect("under limit"));
+    }
+    assert!(s.enqueue_code(&code, &msg, 0, 3).await.expect("enqueue").is_none(), "send limit");
+    let (cid, _) = ids[0];
+    let (x, y) = tokio::join!(s.consume_sent_code(cid), s.consume_sent_code(cid));
+    assert_eq!(usize::from(x.expect("x")) + usize::from(y.expect("y")), 1);
+    assert_eq!(s.sent_codes(aid, uid, 0).await.expect("q").iter().filter(|c| !c.used).count(), 2);
+}
+conformance!(ceremonies_tokens_and_codes_are_consumed_once);
+
+async fn outbox_rows_are_claimed_by_one_worker(s: Arc<dyn Store>) {
+    let (aid, _) = setup(&s).await;
+    for i in 0..40 {
+        let msg = OutboxRow {
+            id: 0,
+            account_id: aid,
+            channel: "email".into(),
+            recipient: format!("u{i}@x"),
+            body: "b".into(),
+            subject: "s".into(),
+            attempts: 0,
+            next_attempt_at: 10,
+            expires_at: 1000,
+            state: "pending".into(),
+            last_error: String::new(),
+        };
+        s.enqueue_message(&msg).await.expect("enqueue");
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = s.claim_outbox(20, 80, 3).await.expect("claim");
+                if got.is_empty() {
+                    break;
+                }
+                mine.extend(got.into_iter().map(|r| r.id));
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("join"));
+    }
+    all.sort();
+    let n = all.len();
+    all.dedup();
+    assert_eq!((n, all.len()), (40, 40), "every row claimed exactly once");
+    // a lease that runs out makes the row claimable again; a finished row is not
+    s.finish_outbox(all[0], "sent", 0, "").await.expect("finish");
+    let again = s.claim_outbox(81, 200, 100).await.expect("claim");
+    assert_eq!(again.len(), 39);
+    assert!(again.iter().all(|r| r.attempts == 2));
+    let sent = s.outbox_by_id(all[0]).await.expect("q").expect("row");
+    assert_eq!((sent.state.as_str(), sent.body.as_str()), ("sent", ""), "a delivered message's text is dropped");
+}
+conformance!(outbox_rows_are_claimed_by_one_worker);
+
+async fn delete_user_cascades(s: Arc<dyn Store>) {
+    let (aid, uid) = setup(&s).await;
+    s.create_device(&device(aid, Some(uid), "SOFT")).await.expect("soft");
+    let hw = s.create_device(&DeviceRow { device_type: 14, ..device(aid, Some(uid), "HARD") }).await.expect("hw");
+    let tok = SessionTokenRow { account_id: aid, user_id: uid, token_type: 0, created_at: 1, expires_at: 100 };
+    s.create_session_token(b"t", &tok).await.expect("token");
+    assert!(s.delete_user(aid, uid, "alice", true).await.expect("delete"));
+    assert!(s.device_by_psn(aid, "SOFT").await.expect("q").is_none());
+    let hw = s.device_by_id(aid, hw).await.expect("q").expect("hardware token kept");
+    assert_eq!(hw.user_id, None);
+    assert!(s.session_token(aid, b"t", 50).await.expect("q").is_none());
+    assert!(!s.delete_user(aid, uid, "alice", true).await.expect("delete again"));
+}
+conformance!(delete_user_cascades);
