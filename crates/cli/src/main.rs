@@ -1,7 +1,9 @@
-//! The `tessera` binary: `serve`, `migrate`, `account ...`, `audit list`.
+//! The `tessera` binary: `serve`, `migrate`, `account ...`, `device import|list`, `audit list`.
 //!
 //! Every command reads the same configuration as `serve` (`--config FILE`, then `TESSERA_*`
 //! environment variables). Errors are one line on stderr and a non-zero exit status.
+
+mod device;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -33,6 +35,9 @@ enum Command {
     /// Manage accounts (tenants).
     #[command(subcommand)]
     Account(AccountCmd),
+    /// Hardware-token inventory: import seed files (PSKC, CSV), list devices.
+    #[command(subcommand)]
+    Device(device::DeviceCmd),
     /// Read the audit trail.
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -138,6 +143,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Account(cmd) => account(&settings, cmd).await,
+            Command::Device(cmd) => device::run(&settings, cmd, now()).await,
             Command::Audit(cmd) => audit(&settings, cmd).await,
         }
     })

@@ -140,6 +140,20 @@ impl MasterKey {
         hex::encode(mac.finalize().into_bytes())
     }
 
+    /// Keyed hash of a sent passcode (SMS / voice / email), bound to account and user.
+    ///
+    /// A sent code has only 10^6..10^8 values, so a plain hash could be reversed by trying them
+    /// all; this is HMAC-SHA256 under a key derived from the master key, so the stored hashes are
+    /// useless without it.
+    pub fn sent_code_hash(&self, account_id: i64, user_id: i64, code: &str) -> Vec<u8> {
+        let mut kdf = <Hmac<Sha256> as Mac>::new_from_slice(&*self.0).expect("HMAC accepts any key length");
+        kdf.update(b"tessera sent code key v1");
+        let derived = Zeroizing::new(kdf.finalize().into_bytes());
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&derived).expect("HMAC accepts any key length");
+        mac.update(format!("{account_id}|{user_id}|{code}").as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
     fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new_from_slice(&*self.0).expect("key is 32 bytes")
     }
@@ -202,6 +216,19 @@ mod tests {
         assert!(k.open_seed(8, "PSN-1", &sealed).is_none());
         assert!(k.open_seed(7, "PSN-2", &sealed).is_none());
         assert!(MasterKey::generate().open_seed(7, "PSN-1", &sealed).is_none());
+    }
+
+    #[test]
+    fn sent_code_hashes_are_keyed_and_bound() {
+        let k = MasterKey::generate();
+        let h = k.sent_code_hash(1, 2, "123456");
+        assert_eq!(h.len(), 32);
+        assert_eq!(h, k.sent_code_hash(1, 2, "123456"));
+        assert_ne!(h, k.sent_code_hash(1, 3, "123456"));
+        assert_ne!(h, k.sent_code_hash(2, 2, "123456"));
+        assert_ne!(h, k.sent_code_hash(1, 2, "123457"));
+        assert_ne!(h, MasterKey::generate().sent_code_hash(1, 2, "123456"));
+        assert_ne!(h, Sha256::digest(b"1|2|123456").to_vec());
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod import;
 pub mod params;
 pub mod service;
 pub mod store;

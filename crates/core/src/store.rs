@@ -219,18 +219,24 @@ pub trait DeviceStore: Send + Sync {
     /// but only if the stored counter is still <= `matched` (so one code is accepted once).
     /// Returns false when another request already consumed it.
     async fn otp_accept(&self, device_id: i64, matched: i64, new_counter: i64, drift: i64) -> StoreResult<bool>;
-    /// Unconditional resync (activation / sync): counter, drift, activated; clears failures.
-    async fn otp_resync(&self, device_id: i64, new_counter: i64, drift: i64) -> StoreResult<bool>;
+    /// Resync (activation / sync): sets counter = `new_counter`, drift, activated and clears failures
+    /// and lockout, but only if the stored counter is still <= `matched` (the first of the two codes),
+    /// so a pair of codes resyncs once and never moves the counter back over codes accepted meanwhile.
+    async fn otp_resync(&self, device_id: i64, matched: i64, new_counter: i64, drift: i64) -> StoreResult<bool>;
     /// Counts one failure atomically; when the count reaches `max_failures` the device is locked
     /// until `lock_until`. Returns the new failure count.
     async fn otp_fail(&self, device_id: i64, max_failures: i64, lock_until: i64) -> StoreResult<i64>;
-    /// Binds a U2F key to a device record.
+    /// Binds a U2F key (key_handle, public_key, app_id, key_name, u2f_counter, attestation) to the
+    /// device record `device.id`, assigning it to `device.user_id`, but only if the record holds no
+    /// key yet and is unassigned or already that user's. Returns whether it was bound.
     async fn u2f_bind(&self, device: &DeviceRow) -> StoreResult<bool>;
     /// Compare-and-set of a U2F counter: succeeds only if the stored counter is < `counter`.
     async fn u2f_counter_advance(&self, device_id: i64, counter: i64) -> StoreResult<bool>;
     async fn u2f_flag(&self, device_id: i64) -> StoreResult<()>;
     /// Unassigned devices of the account (inventory), at most `limit`.
     async fn unassigned_devices(&self, account_id: i64, limit: i64) -> StoreResult<Vec<DeviceRow>>;
+    /// Every device of the account, assigned or not, ordered by id, at most `limit` (operator listing).
+    async fn account_devices(&self, account_id: i64, limit: i64) -> StoreResult<Vec<DeviceRow>>;
     /// Inserts many devices in one transaction; all or nothing (`Conflict` names nothing: the caller
     /// checks first, the constraint is the last line of defence).
     async fn import_devices(&self, devices: &[DeviceRow]) -> StoreResult<usize>;

@@ -129,6 +129,7 @@ impl Application {
         ensure_data_dir(&settings.data_dir)?;
         let key = load_master_key(&settings)?;
         let store = open_store(&settings, &key).await?;
+        let delivery = tessera_delivery::Delivery::from_settings(&settings.delivery, store.clone(), clock.clone())?;
         let initial_account = accounts::bootstrap(&*store, clock.now()).await?;
         if let Some(k) = &initial_account {
             let path: PathBuf = settings.data_dir.join("initial-account.json");
@@ -142,9 +143,9 @@ impl Application {
         let (sink, writer) = audit::channel(store.clone());
         let audit_writer = tokio::spawn(writer);
         let settings = Arc::new(settings);
-        let service = Arc::new(Service::new(store.clone(), settings.clone(), key, clock.clone(), sink));
+        let service = Arc::new(Service::new(store.clone(), settings.clone(), key, clock.clone(), sink).with_dispatcher(delivery.dispatcher()));
         let state = Arc::new(AppState { service, metrics: Metrics::new() });
-        let background = vec![tokio::spawn(purge_loop(store, clock))];
+        let background = vec![tokio::spawn(purge_loop(store, clock)), tokio::spawn(delivery.worker())];
         Ok(Application { listener, state, audit_writer, background, initial_account })
     }
 
@@ -159,6 +160,7 @@ impl Application {
     pub fn router(state: Arc<AppState>) -> Router {
         Router::new()
             .route(json_api::PATH, any(json_api::handle))
+            .route(crate::soap::PATH, any(crate::soap::handle))
             .route("/healthz", get(ops::healthz))
             .route("/readyz", get(ops::readyz))
             .route("/metrics", get(ops::metrics))

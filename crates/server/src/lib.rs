@@ -10,5 +10,6 @@ pub mod lenient;
 pub mod metrics;
 pub mod ops;
 pub mod settings;
+pub mod soap;
 
 pub use app::{AppState, Application};

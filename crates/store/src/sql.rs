@@ -372,14 +372,17 @@ macro_rules! sql_store {
                     .map_err(map_err)?;
                 Ok(r.rows_affected() == 1)
             }
-            async fn otp_resync(&self, device_id: i64, new_counter: i64, drift: i64) -> StoreResult<bool> {
-                let r = sqlx::query("UPDATE devices SET counter = $1, drift = $2, activated = 1, fail_count = 0, locked_until = 0 WHERE id = $3")
-                    .bind(new_counter)
-                    .bind(drift)
-                    .bind(device_id)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(map_err)?;
+            async fn otp_resync(&self, device_id: i64, matched: i64, new_counter: i64, drift: i64) -> StoreResult<bool> {
+                let r = sqlx::query(
+                    "UPDATE devices SET counter = $1, drift = $2, activated = 1, fail_count = 0, locked_until = 0 WHERE id = $3 AND counter <= $4",
+                )
+                .bind(new_counter)
+                .bind(drift)
+                .bind(device_id)
+                .bind(matched)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
                 Ok(r.rows_affected() == 1)
             }
             async fn otp_fail(&self, device_id: i64, max_failures: i64, lock_until: i64) -> StoreResult<i64> {
@@ -428,6 +431,11 @@ macro_rules! sql_store {
             }
             async fn unassigned_devices(&self, account_id: i64, limit: i64) -> StoreResult<Vec<DeviceRow>> {
                 let q = format!("SELECT {DEVICE_COLS} FROM devices WHERE account_id = $1 AND user_id IS NULL ORDER BY id LIMIT $2");
+                let rows = sqlx::query(&q).bind(account_id).bind(limit).fetch_all(&self.pool).await.map_err(map_err)?;
+                collect(rows, device_from)
+            }
+            async fn account_devices(&self, account_id: i64, limit: i64) -> StoreResult<Vec<DeviceRow>> {
+                let q = format!("SELECT {DEVICE_COLS} FROM devices WHERE account_id = $1 ORDER BY id LIMIT $2");
                 let rows = sqlx::query(&q).bind(account_id).bind(limit).fetch_all(&self.pool).await.map_err(map_err)?;
                 collect(rows, device_from)
             }

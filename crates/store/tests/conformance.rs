@@ -131,6 +131,28 @@ async fn failures_lock_and_enable_clears(s: Arc<dyn Store>) {
 }
 conformance!(failures_lock_and_enable_clears);
 
+async fn otp_resync_is_a_compare_and_set(s: Arc<dyn Store>) {
+    let (aid, uid) = setup(&s).await;
+    let id = s.create_device(&DeviceRow { activated: false, ..device(aid, Some(uid), "P-RESYNC") }).await.expect("device");
+    assert_eq!(s.otp_fail(id, 1, 9999).await.expect("fail"), 1);
+    // 16 concurrent resyncs with the pair at counters 500/501: exactly one wins
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move { s.otp_resync(id, 500, 502, 3).await.expect("resync") }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        wins += usize::from(t.await.expect("join"));
+    }
+    assert_eq!(wins, 1);
+    let d = s.device_by_id(aid, id).await.expect("q").expect("d");
+    assert_eq!((d.counter, d.drift, d.activated, d.fail_count, d.locked_until), (502, 3, true, 0, 0));
+    assert!(!s.otp_resync(id, 400, 402, 0).await.expect("resync"), "a resync never moves the counter back");
+    assert!(s.otp_resync(id, 502, 504, 0).await.expect("resync"));
+}
+conformance!(otp_resync_is_a_compare_and_set);
+
 async fn assignment_cannot_be_stolen_concurrently(s: Arc<dyn Store>) {
     let (aid, uid) = setup(&s).await;
     let u2 = s.create_user(&UserRow { account_id: aid, username: "bob".into(), ..Default::default() }, "bob").await.expect("u2");

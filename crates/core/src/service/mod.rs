@@ -103,6 +103,8 @@ pub struct Service {
     dummy_key_hash: Vec<u8>,
     /// argon2id hash of a random password, verified against when the user is unknown.
     pub(crate) dummy_password_hash: String,
+    /// Makes the first delivery attempt of a queued message (None: the outbox worker alone sends).
+    pub dispatcher: Option<Arc<dyn delivery::Dispatcher>>,
 }
 
 impl Service {
@@ -122,7 +124,14 @@ impl Service {
             audit,
             dummy_key_hash: crypto::secret_hash(&crypto::random_token()),
             dummy_password_hash,
+            dispatcher: None,
         }
+    }
+
+    /// Sets the delivery dispatcher (see [`delivery::Dispatcher`]).
+    pub fn with_dispatcher(mut self, dispatcher: Arc<dyn delivery::Dispatcher>) -> Self {
+        self.dispatcher = Some(dispatcher);
+        self
     }
 
     /// Authenticates the account of a request: a wrong or missing pair, or a disabled account, is 9000.

@@ -220,3 +220,11 @@ macro_rules! api_test {
 pub fn assert_code(v: &Value, code: i64) {
     assert_eq!(v["errorCode"].as_i64(), Some(code), "unexpected reply: {v}");
 }
+
+/// Starts another application on `app`'s settings (same data dir, so the same master key and SQLite
+/// file, and the same database URL) on a new port: a second node sharing the first one's data.
+pub async fn start_second(app: &TestApp) -> TestApp {
+    let mut settings = app.settings.clone();
+    settings.listen = "127.0.0.1:0".into();
+    start(settings, app.clock.clone()).await
+}

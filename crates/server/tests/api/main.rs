@@ -4,5 +4,8 @@
 pub mod helpers;
 mod envelope;
 mod lifecycle;
+mod oath;
 mod sessions;
+mod soap;
+mod u2f;
 mod users;
