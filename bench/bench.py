@@ -6,7 +6,6 @@
   sessions create session tokens for users 0..K-1, write "token<TAB>username" lines
   pwusers  add the password users benchpw000.. (argon2id hashing: slow on purpose)
   u2f      register a software U2F key per user, then a closed loop of pre_sign + sign pairs (or skip, saying why)
-  disk     fsync latency and durable SQLite commits/s on this disk right now (the context of every write figure)
 
 Everything talks to the public JSON API only.
 """
@@ -323,57 +322,6 @@ def cmd_u2f(a) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# disk: what durability costs on this machine right now
-
-
-def cmd_disk(a) -> int:
-    """fsync latency of the data directory's disk, and the rate of durable one-row SQLite commits (WAL,
-    synchronous=FULL, one connection): the ceiling of any design that commits once per validation; and the same
-    updates 50 to a commit (what group commit would allow)."""
-    import sqlite3
-
-    os.makedirs(a.dir, exist_ok=True)
-    path = os.path.join(a.dir, "fsync.test")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
-    n, t = 0, time.perf_counter()
-    while time.perf_counter() - t < a.duration / 3:
-        os.pwrite(fd, b"x" * 4096, (n % 16) * 4096)
-        os.fsync(fd)
-        n += 1
-    fsync_ms = (time.perf_counter() - t) / n * 1000
-    os.close(fd)
-    os.unlink(path)
-    db = os.path.join(a.dir, "ceiling.db")
-    for f in (db, db + "-wal", db + "-shm"):
-        if os.path.exists(f):
-            os.unlink(f)
-    c = sqlite3.connect(db, isolation_level=None)
-    c.execute("pragma journal_mode=wal")
-    c.execute("pragma synchronous=full")
-    c.execute("create table d(id integer primary key, counter integer)")
-    c.executemany("insert into d values(?, 0)", [(i,) for i in range(10000)])
-    n, t = 0, time.perf_counter()
-    while time.perf_counter() - t < a.duration / 3:
-        c.execute("update d set counter = counter + 1 where id = ?", (n % 10000,))
-        n += 1
-    commit_rps = n / (time.perf_counter() - t)
-    n, t = 0, time.perf_counter()
-    while time.perf_counter() - t < a.duration / 3:
-        c.execute("begin")
-        for k in range(50):
-            c.execute("update d set counter = counter + 1 where id = ?", ((n + k) % 10000,))
-        c.execute("commit")
-        n += 50
-    batched_rps = n / (time.perf_counter() - t)
-    c.close()
-    for f in (db, db + "-wal", db + "-shm"):
-        if os.path.exists(f):
-            os.unlink(f)
-    print(f"BENCHDISK fsync_ms={fsync_ms:.3f} commit_rps={commit_rps:.0f} batched50_rps={batched_rps:.0f}")
-    return 0
-
-
-# ---------------------------------------------------------------------------------------------------------------------
 
 
 def main() -> int:
@@ -390,11 +338,6 @@ def main() -> int:
     s.add_argument("--timeout", type=float, default=120)
     s.add_argument("cmd", nargs=argparse.REMAINDER)
     s.set_defaults(fn=cmd_start)
-
-    d = sub.add_parser("disk")
-    d.add_argument("--dir", required=True)
-    d.add_argument("--duration", type=float, default=3)
-    d.set_defaults(fn=cmd_disk)
 
     for name, fn in (("call", cmd_call), ("sessions", cmd_sessions), ("pwusers", cmd_pwusers), ("u2f", cmd_u2f)):
         p = sub.add_parser(name)

@@ -33,6 +33,7 @@ pub enum DeviceCmd {
     /// the next HOTP counter or the TOTP step 30|60, algorithm SHA1|SHA256|SHA512); `#` comments and
     /// a `serial,...` header line are skipped.
     Import {
+        /// The account (tenant) whose inventory receives the tokens.
         #[arg(long)]
         account: String,
         /// The seed file.
@@ -46,6 +47,7 @@ pub enum DeviceCmd {
         /// Reads the pre-shared key (hex) from a file instead, keeping it out of the process list.
         #[arg(long, value_name = "FILE")]
         psk_file: Option<PathBuf>,
+        /// Print the result as one JSON object.
         #[arg(long)]
         json: bool,
     },
@@ -86,9 +88,9 @@ pub async fn run(settings: &Settings, cmd: DeviceCmd, now: i64) -> anyhow::Resul
 fn read_psk(psk: Option<String>, psk_file: Option<&Path>) -> anyhow::Result<Option<Zeroizing<Vec<u8>>>> {
     let text = match (psk, psk_file) {
         (Some(hex), _) => Zeroizing::new(hex),
-        (None, Some(path)) => {
-            Zeroizing::new(std::fs::read_to_string(path).with_context(|| format!("cannot read the pre-shared key file {}", path.display()))?)
-        }
+        (None, Some(path)) => Zeroizing::new(
+            std::fs::read_to_string(path).with_context(|| format!("cannot read the pre-shared key file {}", path.display()))?,
+        ),
         (None, None) => return Ok(None),
     };
     let bytes = Zeroizing::new(
@@ -121,8 +123,8 @@ async fn import_file(
     now: i64,
 ) -> anyhow::Result<()> {
     let data = read_limited(file)?;
-    let tokens =
-        import::parse(&data, format, psk.as_deref().map(Vec::as_slice)).map_err(|e| anyhow::anyhow!("{}: {e}; nothing was imported", file.display()))?;
+    let tokens = import::parse(&data, format, psk.as_deref().map(Vec::as_slice))
+        .map_err(|e| anyhow::anyhow!("{}: {e}; nothing was imported", file.display()))?;
     drop(data);
 
     app::ensure_data_dir(&settings.data_dir)?;
@@ -131,12 +133,7 @@ async fn import_file(
     let acct = accounts::get(&*store, account).await?;
     for t in &tokens {
         if store.device_by_psn(acct.id, &t.psn).await?.is_some() {
-            anyhow::bail!(
-                "{}: {}: psn {:?} already exists in account {account}; nothing was imported",
-                file.display(),
-                t.location,
-                t.psn
-            );
+            anyhow::bail!("{}: {}: psn {:?} already exists in account {account}; nothing was imported", file.display(), t.location, t.psn);
         }
     }
     let rows: Vec<DeviceRow> = tokens
@@ -206,8 +203,7 @@ async fn list(settings: &Settings, account: &str, unassigned: bool, limit: i64, 
     let store = app::open_store(settings, &key).await?;
     let acct = accounts::get(&*store, account).await?;
     let limit = limit.clamp(1, 1_000_000);
-    let devices =
-        if unassigned { store.unassigned_devices(acct.id, limit).await? } else { store.account_devices(acct.id, limit).await? };
+    let devices = if unassigned { store.unassigned_devices(acct.id, limit).await? } else { store.account_devices(acct.id, limit).await? };
     let mut usernames: HashMap<i64, Option<String>> = HashMap::new();
     for d in devices {
         let username = match d.user_id {

@@ -194,10 +194,7 @@ fn check_psn(psn: &str) -> Result<(), String> {
 
 fn check_seed(seed: &[u8]) -> Result<(), String> {
     if seed.len() < MIN_SEED_BYTES {
-        return Err(format!(
-            "the seed is {} bytes; at least {MIN_SEED_BYTES} bytes (128 bits, RFC 4226) are required",
-            seed.len()
-        ));
+        return Err(format!("the seed is {} bytes; at least {MIN_SEED_BYTES} bytes (128 bits, RFC 4226) are required", seed.len()));
     }
     if seed.len() > MAX_SEED_BYTES {
         return Err(format!("the seed is {} bytes; at most {MAX_SEED_BYTES} are accepted", seed.len()));
@@ -295,10 +292,10 @@ fn csv_token(f: &[&str], location: String) -> Result<ImportedToken, String> {
     let psn = f[0];
     check_psn(psn)?;
     let seed_hex = f[1];
-    if seed_hex.len() % 2 != 0 || !seed_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err("seed_hex must be an even number of hexadecimal digits".into());
-    }
-    let seed = Zeroizing::new(hex::decode(seed_hex).map_err(|_| "seed_hex is not hexadecimal".to_string())?);
+    let seed = Zeroizing::new(hex::decode(seed_hex).map_err(|e| match e {
+        hex::FromHexError::OddLength => "seed_hex must be an even number of hexadecimal digits".to_string(),
+        _ => "seed_hex is not hexadecimal".to_string(),
+    })?);
     check_seed(&seed)?;
     let kind = if f[2].eq_ignore_ascii_case("hotp") {
         TokenKind::Hotp { counter: parse_counter(f[4])? }
@@ -535,14 +532,16 @@ impl<'a> Container<'a> {
             let alg = match mm.attr("Algorithm").unwrap_or("") {
                 "http://www.w3.org/2000/09/xmldsig#hmac-sha1" => MacAlg::Sha1,
                 "http://www.w3.org/2001/04/xmldsig-more#hmac-sha256" => MacAlg::Sha256,
-                other => return Err(ImportError::new(loc, format!("unsupported MAC algorithm {} (HMAC-SHA1 or HMAC-SHA256)", quoted(other)))),
+                other => {
+                    return Err(ImportError::new(loc, format!("unsupported MAC algorithm {} (HMAC-SHA1 or HMAC-SHA256)", quoted(other))))
+                }
             };
             let mac_key = match (mm.child(PSKC_NS, "MACKey"), psk) {
                 (None, _) => return Err(ImportError::new(loc, "no MACKey (MACKeyReference is not supported)")),
                 (Some(_), None) => None,
-                (Some(mk), Some(psk)) => {
-                    Some(decrypt_value(mk, psk).map_err(|m| ImportError::new(format!("KeyContainer/MACMethod/MACKey (line {})", mk.line), m))?)
-                }
+                (Some(mk), Some(psk)) => Some(
+                    decrypt_value(mk, psk).map_err(|m| ImportError::new(format!("KeyContainer/MACMethod/MACKey (line {})", mk.line), m))?,
+                ),
             };
             mac = Some((alg, mac_key));
         }
@@ -552,9 +551,7 @@ impl<'a> Container<'a> {
 
 fn key_package(package: &Node, index: usize, container: &Container<'_>) -> Result<ImportedToken, ImportError> {
     let mut keys = package.children_named(PSKC_NS, "Key");
-    let key = keys
-        .next()
-        .ok_or_else(|| ImportError::new(format!("KeyPackage {index} (line {})", package.line), "has no Key"))?;
+    let key = keys.next().ok_or_else(|| ImportError::new(format!("KeyPackage {index} (line {})", package.line), "has no Key"))?;
     let key_id = key.attr("Id").map(str::trim).filter(|s| !s.is_empty());
     let location = match key_id {
         Some(id) => format!("Key {} (KeyPackage {index}, line {})", quoted(id), key.line),
@@ -683,7 +680,7 @@ fn decrypt(enc: &Node, psk: &[u8], data: &[u8]) -> Result<Zeroizing<Vec<u8>>, St
     if psk.len() != key_len {
         return Err(format!("the pre-shared key is {} bytes but {uri} needs {key_len}", psk.len()));
     }
-    if data.len() < 32 || data.len() % 16 != 0 {
+    if data.len() < 32 || !data.chunks_exact(16).remainder().is_empty() {
         return Err("CipherValue is not a 16-byte IV followed by whole AES blocks".into());
     }
     let (iv, ct) = data.split_at(16);
@@ -714,7 +711,6 @@ fn base64_decode(text: &str) -> Option<Zeroizing<Vec<u8>>> {
     let compact: Zeroizing<String> = Zeroizing::new(text.chars().filter(|c| !c.is_ascii_whitespace()).collect());
     LENIENT.decode(compact.as_bytes()).ok().map(Zeroizing::new)
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -984,7 +980,8 @@ mod tests {
 
     #[test]
     fn import_pskc_entities_and_whitespace_in_values() {
-        let xml = FIG2.replace("987654321", "98&#55;65&amp;4321").replace("MTIzNDU2Nzg5MDEyMzQ1Njc4OTA=", "MTIzNDU2\n  Nzg5MDEy\tMzQ1Njc4OTA");
+        let xml =
+            FIG2.replace("987654321", "98&#55;65&amp;4321").replace("MTIzNDU2Nzg5MDEyMzQ1Njc4OTA=", "MTIzNDU2\n  Nzg5MDEy\tMzQ1Njc4OTA");
         let t = pskc(&xml, None).expect("parse");
         assert_eq!(t[0].psn, "98765&4321");
         assert_eq!(&t[0].seed[..], RFC4226_SEED);
@@ -994,7 +991,10 @@ mod tests {
     fn import_csv_good_file() {
         let t = parse(CSV.as_bytes(), None, None).expect("parse");
         assert_eq!(t.len(), 4);
-        assert_eq!((t[0].psn.as_str(), &t[0].seed[..], t[0].kind, t[0].digits), ("CSV-HOTP-1", RFC4226_SEED, TokenKind::Hotp { counter: 0 }, 6));
+        assert_eq!(
+            (t[0].psn.as_str(), &t[0].seed[..], t[0].kind, t[0].digits),
+            ("CSV-HOTP-1", RFC4226_SEED, TokenKind::Hotp { counter: 0 }, 6)
+        );
         assert_eq!(t[0].location, "line 4");
         assert_eq!((t[1].kind, t[1].digits, t[1].algorithm), (TokenKind::Hotp { counter: 42 }, 8, Algorithm::Sha1));
         assert_eq!((t[2].kind, t[2].digits, t[2].algorithm), (TokenKind::Totp { step: 30 }, 8, Algorithm::Sha256));
@@ -1026,7 +1026,9 @@ mod tests {
             (",3132333435363738393031323334353637383930,hotp,6,0", "empty"),
         ];
         for (bad, msg) in cases {
-            let text = format!("# tokens\nserial,seed,type,digits,counter\nB,3132333435363738393031323334353637383930,totp,6,30\n\n{bad}\n{good}\n");
+            let text = format!(
+                "# tokens\nserial,seed,type,digits,counter\nB,3132333435363738393031323334353637383930,totp,6,30\n\n{bad}\n{good}\n"
+            );
             let e = csv_err(&text);
             assert_eq!(e.location, "line 5", "{bad}: {e}");
             assert!(e.message.contains(msg), "{bad}: want {msg:?}, got {e}");

@@ -133,9 +133,9 @@ impl Params {
         match self.raw(name) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(Value::Number(n)) => match n.as_f64() {
-                Some(f) if f == 0.0 => Ok(Some(false)),
-                Some(f) if f == 1.0 => Ok(Some(true)),
+            Some(Value::Number(n)) => match n.as_f64().map(|f| (f == 0.0, f == 1.0)) {
+                Some((true, _)) => Ok(Some(false)),
+                Some((_, true)) => Ok(Some(true)),
                 _ => Err(ApiError::invalid(name, "expected a boolean (true/false or 0/1)")),
             },
             Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {

@@ -113,7 +113,8 @@ impl std::fmt::Debug for ProviderConfig {
     }
 }
 
-const TOP_KEYS: &[&str] = &["timeout_seconds", "reply_wait_ms", "poll_interval_ms", "lease_seconds", "max_backoff_seconds", "sms", "voice", "email"];
+const TOP_KEYS: &[&str] =
+    &["timeout_seconds", "reply_wait_ms", "poll_interval_ms", "lease_seconds", "max_backoff_seconds", "sms", "voice", "email"];
 const TEMPLATE_KEYS: &[&str] = &["provider", "template", "subject", "welcome_template", "welcome_subject"];
 
 impl DeliveryConfig {
@@ -179,7 +180,9 @@ impl DeliveryConfig {
 fn channel(ch: Channel, m: &Map<String, Value>) -> Result<ChannelConfig, String> {
     let sec = format!("delivery.{}", ch.as_str());
     let provider_name = string(m, &sec, "provider")?
-        .ok_or_else(|| format!("{sec}.provider is missing (one of: log, webhook, {})", if ch == Channel::Email { "smtp" } else { "twilio" }))?
+        .ok_or_else(|| {
+            format!("{sec}.provider is missing (one of: log, webhook, {})", if ch == Channel::Email { "smtp" } else { "twilio" })
+        })?
         .to_ascii_lowercase();
     let provider_keys: &[&str] = match provider_name.as_str() {
         "log" => &[],
@@ -196,7 +199,9 @@ fn channel(ch: Channel, m: &Map<String, Value>) -> Result<ChannelConfig, String>
         }
     }
     let required = |key: &str| -> Result<String, String> {
-        string(m, &sec, key)?.filter(|s| !s.trim().is_empty()).ok_or_else(|| format!("{sec}.{key} is required for provider {provider_name}"))
+        string(m, &sec, key)?
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| format!("{sec}.{key} is required for provider {provider_name}"))
     };
     let provider = match provider_name.as_str() {
         "log" => ProviderConfig::Log,

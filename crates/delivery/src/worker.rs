@@ -81,7 +81,13 @@ async fn process(store: &dyn Store, providers: &Providers, row: OutboxRow, now: 
     match outcome {
         Ok(()) => {
             finish(store, &row, "sent", now, "").await;
-            tracing::info!(outbox_id = row.id, channel = channel.as_str(), provider = provider.kind(), attempt = row.attempts, "message delivered");
+            tracing::info!(
+                outbox_id = row.id,
+                channel = channel.as_str(),
+                provider = provider.kind(),
+                attempt = row.attempts,
+                "message delivered"
+            );
             DeliveryResult::Sent
         }
         Err(SendError::Permanent(why)) => {

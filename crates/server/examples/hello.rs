@@ -22,10 +22,7 @@ async fn healthz() -> &'static str {
 }
 
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .or_else(|| std::env::var("HELLO_LISTEN").ok())
-        .unwrap_or_else(|| "127.0.0.1:18081".to_string());
+    let addr = std::env::args().nth(1).or_else(|| std::env::var("HELLO_LISTEN").ok()).unwrap_or_else(|| "127.0.0.1:18081".to_string());
     // The same runtime flavour as `tessera serve` (multi-thread, one worker per core).
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {

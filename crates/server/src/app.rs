@@ -143,7 +143,8 @@ impl Application {
         let (sink, writer) = audit::channel(store.clone());
         let audit_writer = tokio::spawn(writer);
         let settings = Arc::new(settings);
-        let service = Arc::new(Service::new(store.clone(), settings.clone(), key, clock.clone(), sink).with_dispatcher(delivery.dispatcher()));
+        let service =
+            Arc::new(Service::new(store.clone(), settings.clone(), key, clock.clone(), sink).with_dispatcher(delivery.dispatcher()));
         let state = Arc::new(AppState { service, metrics: Metrics::new() });
         let background = vec![tokio::spawn(purge_loop(store, clock)), tokio::spawn(delivery.worker())];
         Ok(Application { listener, state, audit_writer, background, initial_account })

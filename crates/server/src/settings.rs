@@ -20,9 +20,38 @@ pub fn load(config_file: Option<&Path>) -> anyhow::Result<Settings> {
         fig = fig.merge(Toml::file(path));
     }
     fig = fig.merge(Env::prefixed("TESSERA_").filter(|k| !NOT_SETTINGS.iter().any(|n| k.as_str().eq_ignore_ascii_case(n))).split("__"));
-    let settings: Settings = fig.extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    let mut settings: Settings = fig.extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    raw_delivery_env(&mut settings.delivery);
     validate(&settings)?;
     Ok(settings)
+}
+
+/// `TESSERA_DELIVERY__<CHANNEL>__<KEY>` values are taken as written: figment would read
+/// `+15550001` or an all-digit token as a number (dropping the `+` or leading zeros).
+fn raw_delivery_env(delivery: &mut serde_json::Value) {
+    for (k, v) in std::env::vars() {
+        let Some(rest) = k.strip_prefix("TESSERA_DELIVERY__") else { continue };
+        let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        if path.iter().any(|p| p.is_empty()) {
+            continue;
+        }
+        if !delivery.is_object() {
+            *delivery = serde_json::Value::Object(serde_json::Map::new());
+        }
+        let mut node = &mut *delivery;
+        for (i, key) in path.iter().enumerate() {
+            let Some(map) = node.as_object_mut() else { break };
+            if i + 1 == path.len() {
+                map.insert(key.clone(), serde_json::Value::String(v.clone()));
+                break;
+            }
+            let child = map.entry(key.clone()).or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+            if !child.is_object() {
+                *child = serde_json::Value::Object(serde_json::Map::new());
+            }
+            node = child;
+        }
+    }
 }
 
 fn validate(s: &Settings) -> anyhow::Result<()> {
@@ -39,6 +68,7 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail closures return figment::Error
 mod tests {
     use super::*;
 
@@ -53,6 +83,39 @@ mod tests {
             assert_eq!(s.otp.max_failures, 7);
             assert_eq!(s.otp.send_limit, 2);
             assert_eq!(s.data_dir, std::path::PathBuf::from("/tmp/x"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn delivery_channels_come_from_file_and_env() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "t.toml",
+                "[delivery.email]\nprovider = \"smtp\"\nsmtp_url = \"smtp://127.0.0.1:2525\"\nfrom = \"a@example.com\"\n\
+                 template = \"Code {code}\"\n[delivery.sms]\nprovider = \"webhook\"\nurl = \"http://127.0.0.1:1/a\"\n",
+            )?;
+            jail.set_env("TESSERA_DELIVERY__SMS__URL", "http://127.0.0.1:2/b");
+            jail.set_env("TESSERA_DELIVERY__VOICE__PROVIDER", "twilio");
+            jail.set_env("TESSERA_DELIVERY__VOICE__ACCOUNT_SID", "AC123");
+            jail.set_env("TESSERA_DELIVERY__VOICE__AUTH_TOKEN", "0123456789");
+            jail.set_env("TESSERA_DELIVERY__VOICE__FROM", "+15550001");
+            let s = load(Some(Path::new("t.toml"))).map_err(|e| e.to_string())?;
+            let c = tessera_delivery::DeliveryConfig::from_value(&s.delivery)?;
+            assert_eq!(c.email.provider.kind(), "smtp");
+            assert_eq!(c.email.template.as_deref(), Some("Code {code}"));
+            match (&c.sms.provider, &c.voice.provider) {
+                (
+                    tessera_delivery::ProviderConfig::Webhook { url, .. },
+                    tessera_delivery::ProviderConfig::Twilio { account_sid, auth_token, from, .. },
+                ) => {
+                    assert_eq!(url, "http://127.0.0.1:2/b");
+                    assert_eq!(account_sid, "AC123");
+                    assert_eq!(auth_token, "0123456789");
+                    assert_eq!(from, "+15550001");
+                }
+                other => panic!("unexpected providers {other:?}"),
+            }
             Ok(())
         });
     }

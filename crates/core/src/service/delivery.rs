@@ -57,8 +57,7 @@ pub const DEFAULT_CODE_TEMPLATE: &str = "Your code is {code}. It expires in {min
 /// The default voice text (read twice by the Twilio voice provider).
 pub const DEFAULT_VOICE_TEMPLATE: &str = "Your code is {code}.";
 pub const DEFAULT_CODE_SUBJECT: &str = "Your {account} verification code";
-pub const DEFAULT_WELCOME_TEMPLATE: &str =
-    "Welcome to {account}, {username}. Your account is set up for multi-factor authentication.";
+pub const DEFAULT_WELCOME_TEMPLATE: &str = "Welcome to {account}, {username}. Your account is set up for multi-factor authentication.";
 pub const DEFAULT_WELCOME_SUBJECT: &str = "Welcome to {account}";
 
 /// A delivery channel.
@@ -166,10 +165,8 @@ pub fn render(template: &str, channel: Channel, vars: &MessageVars<'_>) -> Strin
         (Some(c), _) => c.to_string(),
         (None, _) => String::new(),
     };
-    let mut out = template
-        .replace("{minutes}", &vars.minutes.to_string())
-        .replace("{account}", vars.account)
-        .replace("{username}", vars.username);
+    let mut out =
+        template.replace("{minutes}", &vars.minutes.to_string()).replace("{account}", vars.account).replace("{username}", vars.username);
     if vars.code.is_some() && !out.contains("{code}") {
         out.push_str(" {code}");
     }
@@ -190,7 +187,8 @@ pub fn default_compose(channel: Channel, kind: MessageKind, vars: &MessageVars<'
         }
         MessageKind::Welcome => (DEFAULT_WELCOME_SUBJECT, DEFAULT_WELCOME_TEMPLATE),
     };
-    let subject = if channel == Channel::Email { render(subject, channel, &MessageVars { code: None, ..vars.clone() }) } else { String::new() };
+    let subject =
+        if channel == Channel::Email { render(subject, channel, &MessageVars { code: None, ..vars.clone() }) } else { String::new() };
     Composed { subject, body: render(body, channel, vars) }
 }
 
@@ -403,8 +401,12 @@ async fn send_oath_otp(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
     let now = svc.now();
     let lifetime = svc.settings.otp.sent_code_lifetime_seconds.max(1);
     let expires_at = now + lifetime;
-    let vars =
-        MessageVars { code: Some(code.as_str()), minutes: lifetime_minutes(lifetime), account: &caller.account.name, username: &user.username };
+    let vars = MessageVars {
+        code: Some(code.as_str()),
+        minutes: lifetime_minutes(lifetime),
+        account: &caller.account.name,
+        username: &user.username,
+    };
     let msg = compose(svc, channel, MessageKind::Passcode, &vars);
     let sent = SentCodeRow {
         id: 0,
@@ -440,7 +442,10 @@ async fn send_oath_otp(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
         // 0 (the message is in the outbox and will be retried until the code expires).
         if let Ok(DeliveryResult::Failed(why)) = tokio::time::timeout(d.reply_wait(), d.deliver_now(outbox_id)).await {
             let what = if channel == Channel::Email { "Email" } else { "SMS/voice" };
-            return Err(ApiError::new(channel.send_error_code(), format!("{what} send error: the provider refused the message ({})", clip(&why))));
+            return Err(ApiError::new(
+                channel.send_error_code(),
+                format!("{what} send error: the provider refused the message ({})", clip(&why)),
+            ));
         }
     }
     Ok(reply!())

@@ -446,7 +446,12 @@ pub static OPERATIONS: &[Operation] = &[
         ],
         result: &AUTH_SERVER_RESPONSE_ENROLL_USER,
     },
-    Operation { method: "FindDevice", json_type: "find_device", params: &[ACCOUNT, KEY, USER, PSN], result: &AUTH_SERVER_RESPONSE_DEVICE_INFO },
+    Operation {
+        method: "FindDevice",
+        json_type: "find_device",
+        params: &[ACCOUNT, KEY, USER, PSN],
+        result: &AUTH_SERVER_RESPONSE_DEVICE_INFO,
+    },
     Operation {
         method: "AssginDevice",
         json_type: "assign_device",

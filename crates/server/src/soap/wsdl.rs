@@ -50,7 +50,11 @@ fn complex_type(out: &mut String, t: &ComplexType) {
 fn array_type(out: &mut String, item: &ComplexType) {
     let _ = writeln!(out, r#"      <xs:complexType name="ArrayOf{}">"#, item.name);
     let _ = writeln!(out, "        <xs:sequence>");
-    let _ = writeln!(out, r#"          <xs:element minOccurs="0" maxOccurs="unbounded" name="{0}" nillable="true" type="tns:{0}"/>"#, item.name);
+    let _ = writeln!(
+        out,
+        r#"          <xs:element minOccurs="0" maxOccurs="unbounded" name="{0}" nillable="true" type="tns:{0}"/>"#,
+        item.name
+    );
     let _ = writeln!(out, "        </xs:sequence>");
     let _ = writeln!(out, "      </xs:complexType>");
     let _ = writeln!(out, r#"      <xs:element name="ArrayOf{0}" nillable="true" type="tns:ArrayOf{0}"/>"#, item.name);

@@ -152,7 +152,9 @@ pub fn parse_request(bytes: &[u8]) -> Result<Request, Fault> {
         let position = reader.buffer_position();
         let (ns, event) = match reader.read_resolved_event() {
             Ok((ns, event)) => (namespace_of(&ns)?, event),
-            Err(e) => return Err(Fault::client(format!("the request is not well-formed XML (near byte {position}): {}", clip(&e.to_string())))),
+            Err(e) => {
+                return Err(Fault::client(format!("the request is not well-formed XML (near byte {position}): {}", clip(&e.to_string()))))
+            }
         };
         match event {
             Event::Start(start) => {
@@ -237,7 +239,9 @@ fn check_attributes(reader: &NsReader<&[u8]>, start: &BytesStart<'_>) -> Result<
 /// The value of the attribute `{ns}local`, if present.
 fn attribute(reader: &NsReader<&[u8]>, start: &BytesStart<'_>, ns: &str, local: &str) -> Option<String> {
     start.attributes().flatten().find_map(|a| match reader.resolver().resolve_attribute(a.key) {
-        (ResolveResult::Bound(n), l) if n.into_inner() == ns && l.into_inner() == local => a.normalized_value(XmlVersion::Implicit1_0).ok().map(|v| v.into_owned()),
+        (ResolveResult::Bound(n), l) if n.into_inner() == ns && l.into_inner() == local => {
+            a.normalized_value(XmlVersion::Implicit1_0).ok().map(|v| v.into_owned())
+        }
         _ => None,
     })
 }
@@ -428,10 +432,7 @@ pub fn fault_envelope(fault: &Fault) -> String {
 pub fn result_envelope(op: &Operation, reply: &Map<String, Value>) -> String {
     let mut out = String::with_capacity(512);
     let m = op.method;
-    let _ = write!(
-        out,
-        r#"{ENVELOPE_OPEN}<{m}Response xmlns="{TNS}"><{m}Result xmlns:a="{DC_NS}" xmlns:i="{XSI}">"#
-    );
+    let _ = write!(out, r#"{ENVELOPE_OPEN}<{m}Response xmlns="{TNS}"><{m}Result xmlns:a="{DC_NS}" xmlns:i="{XSI}">"#);
     write_members(&mut out, op.result, reply);
     let _ = write!(out, "</{m}Result></{m}Response>{ENVELOPE_CLOSE}");
     out
@@ -568,11 +569,17 @@ mod tests {
             (format!(r#"<s:Envelope xmlns:s="{SOAP11_ENV}"></s:Envelope>"#), FaultCode::Client, "no Body"),
             (env(""), FaultCode::Client, "no operation"),
             (env("<a/><b/>"), FaultCode::Client, "exactly one"),
-            (r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body/></s:Envelope>"#.into(), FaultCode::VersionMismatch, "1.2"),
+            (
+                r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body/></s:Envelope>"#.into(),
+                FaultCode::VersionMismatch,
+                "1.2",
+            ),
             ("<Envelope><Body><x/></Body></Envelope>".into(), FaultCode::VersionMismatch, "namespace"),
             (env("<p:x/>"), FaultCode::Client, "undeclared"),
             (
-                format!(r#"<s:Envelope xmlns:s="{SOAP11_ENV}"><s:Header><h s:mustUnderstand="1"/></s:Header><s:Body><x/></s:Body></s:Envelope>"#),
+                format!(
+                    r#"<s:Envelope xmlns:s="{SOAP11_ENV}"><s:Header><h s:mustUnderstand="1"/></s:Header><s:Body><x/></s:Body></s:Envelope>"#
+                ),
                 FaultCode::MustUnderstand,
                 "mustUnderstand",
             ),

@@ -136,7 +136,7 @@ impl TestApp {
         }
         let (status, v) = self.post_raw(serde_json::to_vec(&Value::Object(body)).expect("json")).await;
         assert_eq!(status, 200, "HTTP status for {ty}: {v}");
-        assert_eq!(v["type"].as_str().is_some(), true, "reply without type: {v}");
+        assert!(v["type"].as_str().is_some(), "reply without type: {v}");
         v
     }
 

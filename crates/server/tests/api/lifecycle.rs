@@ -103,3 +103,16 @@ async fn secrets_are_not_stored_in_plain_text() {
     assert_eq!(initial.permissions().mode() & 0o777, 0o600);
     assert_eq!(master.permissions().mode() & 0o777, 0o600);
 }
+
+/// docs/api.md documents every error code and every operation the catalogue implements.
+#[test]
+fn api_docs_cover_every_code_and_type() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/api.md");
+    let doc = std::fs::read_to_string(&path).expect("docs/api.md");
+    for (code, name, _) in tessera_core::error::CODE_TABLE {
+        assert!(doc.contains(&format!("| {code} | {name} |")), "docs/api.md lacks error code {code} ({name})");
+    }
+    for op in tessera_core::catalog::operations() {
+        assert!(doc.contains(&format!("`{}`", op.name)), "docs/api.md lacks operation {}", op.name);
+    }
+}

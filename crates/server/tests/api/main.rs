@@ -2,8 +2,10 @@
 
 #[macro_use]
 pub mod helpers;
+mod delivery;
 mod envelope;
 mod lifecycle;
+mod multinode;
 mod oath;
 mod sessions;
 mod soap;
