@@ -7,7 +7,7 @@
 
 use crate::lenient::strip_trailing_commas;
 use crate::AppState;
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -20,7 +20,7 @@ use tessera_core::params::Params;
 use tessera_core::{Outcome, RequestCtx};
 
 pub const PATH: &str = "/AuthServer/REST/U2F/U2FServer.aspx";
-pub const BODY_LIMIT: usize = 64 * 1024;
+pub const BODY_LIMIT: usize = crate::body::BODY_LIMIT;
 
 pub async fn handle(
     State(state): State<Arc<AppState>>,
@@ -32,7 +32,7 @@ pub async fn handle(
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST, GET")], "").into_response();
     }
     let started = Instant::now();
-    let bytes = match to_bytes(body, BODY_LIMIT).await {
+    let bytes = match crate::body::read_limited(body).await {
         Ok(b) => b,
         Err(_) => {
             let e = ApiError::new(code::REQUEST_TOO_LARGE, format!("request body larger than {} KiB", BODY_LIMIT / 1024));

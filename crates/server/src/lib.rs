@@ -5,6 +5,7 @@
 //! `Params`, calls `Service::handle`, and renders the `Outcome` in one place.
 
 pub mod app;
+pub mod body;
 pub mod json_api;
 pub mod lenient;
 pub mod metrics;

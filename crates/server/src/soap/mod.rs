@@ -24,7 +24,7 @@ pub mod wsdl;
 pub mod xml;
 
 use crate::AppState;
-use axum::body::{Body, HttpBody};
+use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -39,10 +39,6 @@ use xml::{Fault, ParamValue};
 
 pub const PATH: &str = "/AuthServerWCFService/SurePassAuthServerWCFService.svc";
 pub const BODY_LIMIT: usize = crate::json_api::BODY_LIMIT;
-/// How much of an over-limit body is read and discarded before the 413 is sent.
-const DRAIN_LIMIT: usize = 1024 * 1024;
-/// How long reading a body may take.
-const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 const XML_CONTENT_TYPE: &str = "text/xml; charset=utf-8";
 
 pub async fn handle(
@@ -63,7 +59,7 @@ pub async fn handle(
         return r;
     }
     let started = Instant::now();
-    let bytes = match read_body(body).await {
+    let bytes = match crate::body::read_limited(body).await {
         Ok(b) => b,
         Err(()) => {
             state.metrics.request("soap", "unknown", code::REQUEST_TOO_LARGE, started.elapsed());
@@ -86,32 +82,6 @@ pub async fn handle(
         _ => serde_json::Map::new(),
     };
     xml_response(StatusCode::OK, xml::result_envelope(op, &reply))
-}
-
-/// Reads the body, keeping at most [`BODY_LIMIT`] bytes. A larger body is read on (and discarded)
-/// up to [`DRAIN_LIMIT`] within [`DRAIN_TIME`], so that a client still writing it reads the 413
-/// Fault instead of a reset connection; beyond that the answer is sent at once. Err = too large
-/// (or the body could not be read).
-async fn read_body(mut body: Body) -> Result<Vec<u8>, ()> {
-    let read = async {
-        let mut kept = Vec::new();
-        let mut total = 0usize;
-        while let Some(frame) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await {
-            let Ok(data) = frame.map_err(|_| ())?.into_data() else { continue };
-            total = total.saturating_add(data.len());
-            if total <= BODY_LIMIT {
-                kept.extend_from_slice(&data);
-            } else if total > DRAIN_LIMIT {
-                return Err(());
-            }
-        }
-        if total > BODY_LIMIT {
-            Err(())
-        } else {
-            Ok(kept)
-        }
-    };
-    tokio::time::timeout(DRAIN_TIME, read).await.unwrap_or(Err(()))
 }
 
 /// Parses the envelope, finds the operation, checks the SOAPAction and maps the parameters.
