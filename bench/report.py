@@ -135,8 +135,9 @@ def main() -> int:
     p("")
 
     sf, ss, seed = r.get("startup_fresh"), r.get("startup_seeded"), r.get("seed")
+    size = f" ({fmt(num(ss, 'db_mb'), '.0f')} MB on disk)" if a.backend == "sqlite" else f" (in {a.backend})"
     p(f"start-up, exec -> /healthz 200: fresh database {fmt(num(sf, 'startup_ms'), '.0f')} ms; "
-      f"{a.users:,}-user database ({fmt(num(ss, 'db_mb'), '.0f')} MB on disk) {fmt(num(ss, 'startup_ms'), '.0f')} ms")
+      f"{a.users:,}-user database{size} {fmt(num(ss, 'startup_ms'), '.0f')} ms")
     p(f"idle RSS after start-up: fresh {fmt(num(sf, 'idle_mb'), '.1f')} MB; {a.users:,} users {fmt(num(ss, 'idle_mb'), '.1f')} MB")
     if seed:
         api_users = int(num(seed, "api_users") or a.users or 0)

@@ -254,6 +254,20 @@ async fn smtp_sends_and_classifies_replies() {
     let p = SmtpProvider::new(&format!("smtp://127.0.0.1:{}", dead_port().await), "a@example.com", Duration::from_secs(2)).expect("smtp");
     assert!(matches!(p.send(&m).await, Err(SendError::Transient(_))), "refused connection must be transient");
 
+    // STARTTLS required but not offered (the stub does not offer it): refused, nothing sent in clear.
+    let (port, mails) = smtp_stub("250 ok\r\n").await;
+    let p2 = SmtpProvider::new(&format!("smtp://127.0.0.1:{port}?tls=starttls"), "a@example.com", Duration::from_secs(5)).expect("smtp");
+    match p2.send(&m).await {
+        Err(SendError::Permanent(t)) => assert!(t.contains("STARTTLS"), "{t}"),
+        other => panic!("expected a permanent STARTTLS failure, got {other:?}"),
+    }
+    assert!(mails.lock().expect("lock").is_empty());
+    // Opportunistic: sent in clear when the server has no STARTTLS.
+    let p3 =
+        SmtpProvider::new(&format!("smtp://127.0.0.1:{port}?tls=opportunistic"), "a@example.com", Duration::from_secs(5)).expect("smtp");
+    p3.send(&m).await.expect("sent");
+    assert_eq!(mails.lock().expect("lock").len(), 1);
+
     let bad = msg(Channel::Email, "not an address", "x");
     assert!(matches!(p.send(&bad).await, Err(SendError::Permanent(_))), "a bad recipient is permanent");
 }

@@ -176,9 +176,8 @@ async fn concurrent_workers_send_each_message_once() {
         ids.push(enqueue(&*s, 1000, 1300).await);
     }
     let mut tasks = Vec::new();
-    for w in 0..4 {
+    for &first in ids.iter().take(4) {
         let (s, pr) = (s.clone(), pr.clone());
-        let first = ids[w];
         tasks.push(tokio::spawn(async move {
             let mut n = 0;
             // the dispatcher's first attempt on one message and a worker round race each other

@@ -35,4 +35,3 @@ pub async fn read_limited(mut body: Body) -> Result<Vec<u8>, ()> {
     };
     tokio::time::timeout(DRAIN_TIME, read).await.unwrap_or(Err(()))
 }
-

@@ -9,7 +9,8 @@ use std::path::Path;
 use tessera_core::config::Settings;
 
 /// Environment variables that are not settings (used by the test harness and tooling).
-const NOT_SETTINGS: &[&str] = &["TEST_PG_ADMIN_URL", "BIN"];
+/// `TESSERA_LOG` is a tracing filter read by the CLI, not the `[log]` section.
+const NOT_SETTINGS: &[&str] = &["TEST_PG_ADMIN_URL", "BIN", "LOG"];
 
 pub fn load(config_file: Option<&Path>) -> anyhow::Result<Settings> {
     let mut fig = Figment::new();
@@ -116,6 +117,18 @@ mod tests {
                 }
                 other => panic!("unexpected providers {other:?}"),
             }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn tessera_log_is_not_a_setting() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TESSERA_LOG", "warn,tessera=debug");
+            jail.set_env("TESSERA_LOG__FORMAT", "json");
+            let s = load(None).map_err(|e| e.to_string())?;
+            assert_eq!(s.log.format, "json");
+            assert_eq!(s.log.level, "info");
             Ok(())
         });
     }

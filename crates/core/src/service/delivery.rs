@@ -324,7 +324,16 @@ async fn pick_device(svc: &Service, caller: &Caller, user: &UserRow, psn: Option
     if let Some(d) = oath.first() {
         return Err(device_disabled(d));
     }
-    create_out_of_band_device(svc, caller, user).await
+    let mine = create_out_of_band_device(svc, caller, user).await?;
+    // Two first sends racing each other both create one; the older device wins and the other goes.
+    let devices = svc.store.devices_of_user(caller.account_id(), user.id).await?;
+    match devices.into_iter().find(|d| is_oath(d) && d.status == 0) {
+        Some(first) if first.id != mine.id => {
+            svc.store.delete_device(caller.account_id(), mine.id).await?;
+            Ok(first)
+        }
+        _ => Ok(mine),
+    }
 }
 
 /// Creates an out-of-band device (deviceType 15, otpType 1, no seed) for a user who has no OATH device.
@@ -459,6 +468,32 @@ fn clip(s: &str) -> String {
 /// Queues a welcome notification (no code) for a new user: `method` is the request's
 /// `notificationMethod`, 0 = none, 1 = email, 2 = sms. A missing or unusable address is 9103; any
 /// other method is 9103 on `notificationMethod`. Does not wait for the provider.
+/// Reads `notificationMethod` (0 none, 1 email, 2 sms) and checks that the user (or the request that
+/// creates them) has the address it needs, before anything is written.
+pub fn welcome_method(p: &crate::params::Params, existing: Option<&UserRow>) -> Result<i64, ApiError> {
+    let method = p.opt_i64_in("notificationMethod", 0, 2)?.unwrap_or(0);
+    let (field, have) = match method {
+        1 => ("email", existing.map(|u| !u.email.is_empty()).unwrap_or(false) || p.opt_str("email")?.is_some()),
+        2 => ("mobile", existing.map(|u| !u.mobile.is_empty()).unwrap_or(false) || p.opt_str("mobile")?.is_some()),
+        _ => return Ok(method),
+    };
+    if !have {
+        return Err(ApiError::invalid("notificationMethod", format!("the welcome message needs the user's {field}")));
+    }
+    Ok(method)
+}
+
+/// Sends the welcome message after an account was created; a failure to queue it is logged, not
+/// returned (the user and device exist by then).
+pub async fn welcome_after_create(svc: &Service, caller: &Caller, user: &UserRow, method: i64) {
+    if method == 0 {
+        return;
+    }
+    if let Err(e) = send_welcome(svc, caller, user, method).await {
+        tracing::warn!(code = e.code, error = %e.message, "welcome message not queued");
+    }
+}
+
 pub async fn send_welcome(svc: &Service, caller: &Caller, user: &UserRow, method: i64) -> Result<(), ApiError> {
     let channel = match method {
         0 => return Ok(()),

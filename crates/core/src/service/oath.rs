@@ -85,7 +85,7 @@ const ACCOUNT_FIELDS: &[FieldSpec] = &[
     f("pw", Str, false, "Password (alias: password)."),
     f("userStatus", Int, false, "0 = enabled, 1 = disabled."),
     f("addDeviceOnly", Bool, false, "true = only add the device to an existing user."),
-    f("notificationMethod", Int, false, "Welcome message: 0 none, 1 email, 2 sms (accepted)."),
+    f("notificationMethod", Int, false, "Welcome message: 0 none, 1 email, 2 sms."),
     f("deviceType", Int, false, "13 = soft token (default), 14 = hardware token, 15 = out-of-band."),
     f("otpType", Int, false, "1 = HOTP (default), 2 = TOTP. Alias: OtpType."),
     f("OtpLength", Int, false, "Code length: 6 (default) or 8."),
@@ -487,15 +487,20 @@ async fn add_oath_device(svc: &Service, caller: &Caller, p: &Params) -> OpResult
 async fn add_oath_account(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
     // Everything about the device is checked before the user is created.
     let spec = read_device_spec(p)?;
-    let _notification_method = p.opt_i64("notificationMethod")?;
     if p.bool_or("addDeviceOnly", false)? {
         let user = users::load_user(svc, caller, p).await?;
+        let method = super::delivery::welcome_method(p, Some(&user))?;
         let (id, psn) = create_device(svc, caller, spec, Some(user.id)).await?;
+        super::delivery::welcome_after_create(svc, caller, &user, method).await;
         return Ok(reply! { "deviceId" => id.to_string(), "psn" => psn });
     }
+    let method = super::delivery::welcome_method(p, None)?;
     let user = users::add_user(svc, caller, p).await?;
     match create_device(svc, caller, spec, Some(user.id)).await {
-        Ok((id, psn)) => Ok(reply! { "deviceId" => id.to_string(), "psn" => psn }),
+        Ok((id, psn)) => {
+            super::delivery::welcome_after_create(svc, caller, &user, method).await;
+            Ok(reply! { "deviceId" => id.to_string(), "psn" => psn })
+        }
         Err(e) => {
             // Not one transaction: undo the user so that a retry can succeed.
             if let Err(undo) = svc.store.delete_user(caller.account_id(), user.id, &username_key(&user.username), true).await {

@@ -398,9 +398,16 @@ async fn add_u2f_device(svc: &Service, caller: &Caller, p: &Params) -> OpResult 
 }
 
 async fn add_u2f_account(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
-    read_notification(p)?;
-    let user = if p.bool_or("addDeviceOnly", false)? { load_user(svc, caller, p).await? } else { users::add_user(svc, caller, p).await? };
+    let (user, method) = if p.bool_or("addDeviceOnly", false)? {
+        let user = load_user(svc, caller, p).await?;
+        let method = super::delivery::welcome_method(p, Some(&user))?;
+        (user, method)
+    } else {
+        let method = super::delivery::welcome_method(p, None)?;
+        (users::add_user(svc, caller, p).await?, method)
+    };
     let d = insert_with_psn(svc, new_device(svc, caller, user.id)).await?;
+    super::delivery::welcome_after_create(svc, caller, &user, method).await;
     Ok(device_reply(&d))
 }
 

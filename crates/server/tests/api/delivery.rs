@@ -351,3 +351,33 @@ async fn undelivered_messages_stop_when_the_code_expires(b: Backend) {
     assert!(hook.attempts() <= tried + 1, "no attempts after expiry: {} then {}", tried, hook.attempts());
 }
 api_test!(undelivered_messages_stop_when_the_code_expires);
+
+async fn welcome_notifications(b: Backend) {
+    let hook = Hook::start().await;
+    let app = app_with_hook(b, &hook).await;
+    // notificationMethod 1 = email, on add_oath_account
+    let r = app
+        .call("add_oath_account", json!({"username": "welcomed", "email": "welcomed@example.com", "notificationMethod": 1, "OtpType": 1}))
+        .await;
+    assert_code(&r, 0);
+    let got = hook.wait_delivered(1, 10).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["channel"], "email");
+    assert_eq!(got[0]["to"], "welcomed@example.com");
+    assert!(code_in(got[0]["message"].as_str().unwrap_or_default()).is_empty(), "a welcome carries no code: {}", got[0]);
+    // 2 = sms, on add_u2f_account
+    let r = app.call("add_u2f_account", json!({"username": "welcomed2", "mobile": "+1(800)200-8411", "notificationMethod": "2"})).await;
+    assert_code(&r, 0);
+    let got = hook.wait_delivered(2, 10).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!((got[1]["channel"].as_str(), got[1]["to"].as_str()), (Some("sms"), Some("+18002008411")));
+    // 0 = none sends nothing; a method without the address is refused before anything is created
+    assert_code(&app.call("add_oath_account", json!({"username": "quiet", "notificationMethod": 0})).await, 0);
+    let r = app.call("add_u2f_account", json!({"username": "nomobile", "notificationMethod": 2})).await;
+    assert_code(&r, 9103);
+    assert_code(&app.call("find_user", json!({"username": "nomobile"})).await, 9106);
+    assert_code(&app.call("add_oath_account", json!({"username": "badmethod", "notificationMethod": 5})).await, 9103);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(hook.delivered().len(), 2);
+}
+api_test!(welcome_notifications);
