@@ -25,6 +25,9 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// How long an account read from the database is reused for authentication (milliseconds).
+pub const ACCOUNT_CACHE_MS: i64 = 1000;
+
 /// Wall-clock time, injectable for tests.
 pub trait Clock: Send + Sync {
     fn now_ms(&self) -> i64;
@@ -103,6 +106,10 @@ pub struct Service {
     dummy_key_hash: Vec<u8>,
     /// argon2id hash of a random password, verified against when the user is unknown.
     pub(crate) dummy_password_hash: String,
+    /// Accounts read in the last [`ACCOUNT_CACHE_MS`] (by name), so that most requests authenticate
+    /// without a database read. A rotated key or a disabled account takes effect within that time on
+    /// every node.
+    account_cache: std::sync::Mutex<std::collections::HashMap<String, (AccountRow, i64)>>,
     /// Makes the first delivery attempt of a queued message (None: the outbox worker alone sends).
     pub dispatcher: Option<Arc<dyn delivery::Dispatcher>>,
 }
@@ -125,6 +132,7 @@ impl Service {
             dummy_key_hash: crypto::secret_hash(&crypto::random_token()),
             dummy_password_hash,
             dispatcher: None,
+            account_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -143,13 +151,32 @@ impl Service {
             return Err(ApiError::partner_login());
         }
         let candidate = crypto::secret_hash(key);
-        let account = self.store.account_by_name(name).await?;
+        let account = self.account_by_name_cached(name).await?;
         let expected = account.as_ref().map(|a| a.key_hash.as_slice()).unwrap_or(&self.dummy_key_hash);
         let key_ok = crypto::ct_eq(&candidate, expected);
         match account {
             Some(account) if key_ok && account.enabled => Ok(Caller { account }),
             _ => Err(ApiError::partner_login()),
         }
+    }
+
+    async fn account_by_name_cached(&self, name: &str) -> Result<Option<AccountRow>, ApiError> {
+        let now = self.clock.now_ms();
+        if let Ok(cache) = self.account_cache.lock() {
+            if let Some((row, at)) = cache.get(name) {
+                if (0..ACCOUNT_CACHE_MS).contains(&(now - at)) {
+                    return Ok(Some(row.clone()));
+                }
+            }
+        }
+        let account = self.store.account_by_name(name).await?;
+        if let (Some(row), Ok(mut cache)) = (&account, self.account_cache.lock()) {
+            if cache.len() >= 10_000 {
+                cache.clear();
+            }
+            cache.insert(name.to_string(), (row.clone(), now));
+        }
+        Ok(account)
     }
 
     /// Handles one request from either front door and records it in the audit trail.

@@ -102,16 +102,32 @@ fn read_text(p: &Params, name: &str, max: usize) -> Result<Option<String>, ApiEr
     }
 }
 
+/// argon2id needs 19 MiB and tens of milliseconds per call: at most this many run at once (per
+/// process), so a burst of logins queues instead of exhausting memory and threads.
+fn argon2_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        tokio::sync::Semaphore::new(cores.clamp(2, 16))
+    })
+}
+
+/// Runs an argon2 job on the blocking pool once a slot is free.
+async fn with_argon2_slot<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let _permit = argon2_slots().acquire().await.ok()?;
+    tokio::task::spawn_blocking(job).await.ok()
+}
+
 async fn hash_pw(pw: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || crypto::hash_password(&pw))
+    with_argon2_slot(move || crypto::hash_password(&pw))
         .await
-        .map_err(|_| ApiError::new(code::INTERNAL_ERROR, "password hashing was interrupted"))?
+        .ok_or_else(|| ApiError::new(code::INTERNAL_ERROR, "password hashing was interrupted"))?
         .map_err(|e| ApiError::invalid("pw", e))
 }
 
 /// Verifies a password off the async threads (argon2 takes tens of milliseconds).
 pub async fn check_password(candidate: String, stored: String) -> bool {
-    tokio::task::spawn_blocking(move || crypto::verify_password(&candidate, &stored)).await.unwrap_or(false)
+    with_argon2_slot(move || crypto::verify_password(&candidate, &stored)).await.unwrap_or(false)
 }
 
 /// Adds a user from the request's fields; shared with add_oath_account / add_u2f_account.
