@@ -340,7 +340,7 @@ async fn pick_device(svc: &Service, caller: &Caller, user: &UserRow, psn: Option
 pub async fn create_out_of_band_device(svc: &Service, caller: &Caller, user: &UserRow) -> Result<DeviceRow, ApiError> {
     let mut last = None;
     for _ in 0..8 {
-        let psn = format!("{}-{:08}", svc.settings.otp.psn_prefix, rand::rngs::OsRng.gen_range(0..100_000_000u32));
+        let psn = super::oath::generate_psn(&svc.settings.otp.psn_prefix);
         let mut d = DeviceRow {
             account_id: caller.account_id(),
             user_id: Some(user.id),
@@ -426,19 +426,7 @@ async fn send_oath_otp(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
         expires_at,
         used: false,
     };
-    let row = OutboxRow {
-        id: 0,
-        account_id: caller.account_id(),
-        channel: channel.as_str().to_string(),
-        recipient: to,
-        body: msg.body,
-        subject: msg.subject,
-        attempts: 0,
-        next_attempt_at: now,
-        expires_at,
-        state: "pending".into(),
-        last_error: String::new(),
-    };
+    let row = pending_message(caller, channel, to, msg, now, expires_at);
     let window_start = now - svc.settings.otp.send_window_seconds.max(0);
     let Some((_code_id, outbox_id)) = svc.store.enqueue_code(&sent, &row, window_start, svc.settings.otp.send_limit).await? else {
         return Err(ApiError::new(
@@ -468,6 +456,23 @@ fn clip(s: &str) -> String {
 /// Queues a welcome notification (no code) for a new user: `method` is the request's
 /// `notificationMethod`, 0 = none, 1 = email, 2 = sms. A missing or unusable address is 9103; any
 /// other method is 9103 on `notificationMethod`. Does not wait for the provider.
+/// An outbox row due now.
+fn pending_message(caller: &Caller, channel: Channel, to: String, msg: Composed, now: i64, expires_at: i64) -> OutboxRow {
+    OutboxRow {
+        id: 0,
+        account_id: caller.account_id(),
+        channel: channel.as_str().to_string(),
+        recipient: to,
+        body: msg.body,
+        subject: msg.subject,
+        attempts: 0,
+        next_attempt_at: now,
+        expires_at,
+        state: "pending".into(),
+        last_error: String::new(),
+    }
+}
+
 /// Reads `notificationMethod` (0 none, 1 email, 2 sms) and checks that the user (or the request that
 /// creates them) has the address it needs, before anything is written.
 pub fn welcome_method(p: &crate::params::Params, existing: Option<&UserRow>) -> Result<i64, ApiError> {
@@ -505,19 +510,7 @@ pub async fn send_welcome(svc: &Service, caller: &Caller, user: &UserRow, method
     let now = svc.now();
     let vars = MessageVars { code: None, minutes: 0, account: &caller.account.name, username: &user.username };
     let msg = compose(svc, channel, MessageKind::Welcome, &vars);
-    let row = OutboxRow {
-        id: 0,
-        account_id: caller.account_id(),
-        channel: channel.as_str().to_string(),
-        recipient: to,
-        body: msg.body,
-        subject: msg.subject,
-        attempts: 0,
-        next_attempt_at: now,
-        expires_at: now + WELCOME_LIFETIME_SECONDS,
-        state: "pending".into(),
-        last_error: String::new(),
-    };
+    let row = pending_message(caller, channel, to, msg, now, now + WELCOME_LIFETIME_SECONDS);
     let id = svc.store.enqueue_message(&row).await?;
     if let Some(d) = &svc.dispatcher {
         let d: Arc<dyn Dispatcher> = d.clone();

@@ -259,10 +259,9 @@ fn check_version(p: &Params) -> Result<(), ApiError> {
     }
 }
 
-/// `{prefix}-{8 random digits}`.
+/// `{prefix}-{8 random digits}` (one generator for every kind of device).
 fn generate_psn(svc: &Service) -> String {
-    let n: u32 = OsRng.gen_range(0..100_000_000);
-    format!("{}-{n:08}", svc.settings.otp.psn_prefix)
+    super::oath::generate_psn(&svc.settings.otp.psn_prefix)
 }
 
 /// A U2F device row of `user_id` without a key.
