@@ -31,6 +31,8 @@ pub struct UserRow {
     pub password_hash: Option<String>,
     pub status: i64,
     pub created_at: i64,
+    /// When a code was last sent to the user (0 = never); set by `enqueue_code`.
+    pub last_code_at: i64,
 }
 
 /// Fields to change on a user; `None` leaves a field unchanged.

@@ -13,7 +13,7 @@ macro_rules! sql_store {
         use $crate::{ids_to_text, map_err, text_to_ids};
 
         const DEVICE_COLS: &str = "id, account_id, user_id, psn, device_type, otp_type, status, activated, seed, algorithm, digits, time_step, counter, drift, window_size, time_drift, fail_count, locked_until, key_handle, public_key, app_id, key_name, u2f_counter, attestation, flagged, created_at";
-        const USER_COLS: &str = "id, account_id, username, first_name, last_name, mobile, email, password_hash, status, created_at";
+        const USER_COLS: &str = "id, account_id, username, first_name, last_name, mobile, email, password_hash, status, created_at, last_code_at";
         const OUTBOX_COLS: &str = "id, account_id, channel, recipient, body, subject, attempts, next_attempt_at, expires_at, state, last_error";
         const AUDIT_COLS: &str = "id, at_ms, account_id, account_name, op, username, psn, code, source, duration_us";
 
@@ -39,6 +39,7 @@ macro_rules! sql_store {
                 password_hash: r.try_get("password_hash")?,
                 status: r.try_get("status")?,
                 created_at: r.try_get("created_at")?,
+                last_code_at: r.try_get("last_code_at")?,
             })
         }
 
@@ -612,9 +613,10 @@ macro_rules! sql_store {
             async fn enqueue_code(&self, c: &SentCodeRow, m: &OutboxRow, window_start: i64, limit: i64) -> StoreResult<Option<(i64, i64)>> {
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
                 // Writing the user row first serialises concurrent sends to one user on both backends.
-                sqlx::query("UPDATE users SET send_seq = send_seq + 1 WHERE account_id = $1 AND id = $2")
+                sqlx::query("UPDATE users SET send_seq = send_seq + 1, last_code_at = $3 WHERE account_id = $1 AND id = $2")
                     .bind(c.account_id)
                     .bind(c.user_id)
+                    .bind(m.next_attempt_at)
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;

@@ -213,6 +213,7 @@ async fn ceremonies_tokens_and_codes_are_consumed_once(s: Arc<dyn Store>) {
         ids.push(s.enqueue_code(&code, &msg, 0, 3).await.expect("enqueue").expect("under limit"));
     }
     assert!(s.enqueue_code(&code, &msg, 0, 3).await.expect("enqueue").is_none(), "send limit");
+    assert_eq!(s.user_by_id(aid, uid).await.expect("q").map(|u| u.last_code_at), Some(100), "last_code_at set by enqueue_code");
     let (cid, _) = ids[0];
     let (x, y) = tokio::join!(s.consume_sent_code(cid), s.consume_sent_code(cid));
     assert_eq!(usize::from(x.expect("x")) + usize::from(y.expect("y")), 1);

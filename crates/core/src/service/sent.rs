@@ -39,7 +39,12 @@ pub async fn check_sent_code(svc: &Service, caller: &Caller, user: &UserRow, psn
     }
     let now = svc.now();
     let lifetime = svc.settings.otp.sent_code_lifetime_seconds.max(1);
-    let rows = svc.store.sent_codes(caller.account_id(), user.id, now - lifetime - EXPIRED_REPORT_SECONDS).await?;
+    let since = now - lifetime - EXPIRED_REPORT_SECONDS;
+    if user.last_code_at < since {
+        // Nothing was sent to this user recently: no lookup needed (the common case).
+        return Ok(SentCheck::NoMatch);
+    }
+    let rows = svc.store.sent_codes(caller.account_id(), user.id, since).await?;
     if rows.is_empty() {
         return Ok(SentCheck::NoMatch);
     }
