@@ -51,6 +51,10 @@ pub(crate) fn map_err(e: sqlx::Error) -> tessera_core::error::StoreError {
     }
 }
 
+/// The OTP compare-and-set: the counter moves to `new_counter` only if it is still <= `matched`.
+pub(crate) const OTP_ACCEPT_SQL: &str =
+    "UPDATE devices SET counter = $1, drift = $2, fail_count = 0, locked_until = 0 WHERE id = $3 AND counter <= $4";
+
 pub(crate) fn ids_to_text(ids: &[i64]) -> String {
     ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")
 }

@@ -25,6 +25,28 @@ impl PgStore {
         }
         Ok(PgStore { pool })
     }
+
+    /// PostgreSQL serves reads and writes from one pool (row locks, not a file lock, order writers).
+    fn r(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn w(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// One statement; PostgreSQL groups concurrent commits itself.
+    async fn otp_cas(&self, device_id: i64, matched: i64, new_counter: i64, drift: i64) -> tessera_core::error::StoreResult<bool> {
+        let r = sqlx::query(crate::OTP_ACCEPT_SQL)
+            .bind(new_counter)
+            .bind(drift)
+            .bind(device_id)
+            .bind(matched)
+            .execute(&self.pool)
+            .await
+            .map_err(crate::map_err)?;
+        Ok(r.rows_affected() == 1)
+    }
 }
 
 sql_store!(PgStore, sqlx::Postgres, sqlx::postgres::PgRow, SKIP_LOCKED);

@@ -1,7 +1,8 @@
 //! The SQL shared by both backends, as one macro instantiated once per backend.
 //!
-//! `sql_store!(Type, Database, RowType, SKIP_LOCKED)` implements every storage trait for `Type` (which has a
-//! `pool` field). Placeholders are `$N` (PostgreSQL syntax, also understood by sqlx's SQLite
+//! `sql_store!(Type, Database, RowType, SKIP_LOCKED)` implements every storage trait for `Type`, which
+//! provides `r()` (the pool for reads) and `w()` (the pool for writes; on SQLite one connection, so
+//! writers queue in the pool instead of in SQLite's busy-sleep loop). Placeholders are `$N` (PostgreSQL syntax, also understood by sqlx's SQLite
 //! driver); booleans are stored as 0/1 integers; blobs as BLOB/BYTEA.
 
 macro_rules! sql_store {
@@ -137,7 +138,7 @@ macro_rules! sql_store {
                     .bind(name)
                     .bind(key_hash)
                     .bind(now)
-                    .fetch_one(&self.pool)
+                    .fetch_one(self.w())
                     .await
                     .map_err(map_err)?;
                 account_from(&r).map_err(map_err)
@@ -145,55 +146,55 @@ macro_rules! sql_store {
             async fn account_by_name(&self, name: &str) -> StoreResult<Option<AccountRow>> {
                 let r = sqlx::query("SELECT id, name, key_hash, enabled, created_at FROM accounts WHERE name = $1")
                     .bind(name)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.r())
                     .await
                     .map_err(map_err)?;
                 r.as_ref().map(account_from).transpose().map_err(map_err)
             }
             async fn list_accounts(&self) -> StoreResult<Vec<AccountRow>> {
-                let rows = sqlx::query("SELECT id, name, key_hash, enabled, created_at FROM accounts ORDER BY name").fetch_all(&self.pool).await.map_err(map_err)?;
+                let rows = sqlx::query("SELECT id, name, key_hash, enabled, created_at FROM accounts ORDER BY name").fetch_all(self.r()).await.map_err(map_err)?;
                 collect(rows, account_from)
             }
             async fn set_account_key(&self, name: &str, key_hash: &[u8]) -> StoreResult<bool> {
-                let r = sqlx::query("UPDATE accounts SET key_hash = $1 WHERE name = $2").bind(key_hash).bind(name).execute(&self.pool).await.map_err(map_err)?;
+                let r = sqlx::query("UPDATE accounts SET key_hash = $1 WHERE name = $2").bind(key_hash).bind(name).execute(self.w()).await.map_err(map_err)?;
                 Ok(r.rows_affected() == 1)
             }
             async fn set_account_enabled(&self, name: &str, enabled: bool) -> StoreResult<bool> {
-                let r = sqlx::query("UPDATE accounts SET enabled = $1 WHERE name = $2").bind(i64::from(enabled)).bind(name).execute(&self.pool).await.map_err(map_err)?;
+                let r = sqlx::query("UPDATE accounts SET enabled = $1 WHERE name = $2").bind(i64::from(enabled)).bind(name).execute(self.w()).await.map_err(map_err)?;
                 Ok(r.rows_affected() == 1)
             }
             async fn count_accounts(&self) -> StoreResult<i64> {
-                let r = sqlx::query("SELECT COUNT(*) AS n FROM accounts").fetch_one(&self.pool).await.map_err(map_err)?;
+                let r = sqlx::query("SELECT COUNT(*) AS n FROM accounts").fetch_one(self.r()).await.map_err(map_err)?;
                 r.try_get::<i64, _>("n").map_err(map_err)
             }
             async fn add_facet(&self, account_id: i64, origin: &str) -> StoreResult<bool> {
                 let r = sqlx::query("INSERT INTO facets (account_id, origin) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                     .bind(account_id)
                     .bind(origin)
-                    .execute(&self.pool)
+                    .execute(self.w())
                     .await
                     .map_err(map_err)?;
                 Ok(r.rows_affected() == 1)
             }
             async fn remove_facet(&self, account_id: i64, origin: &str) -> StoreResult<bool> {
-                let r = sqlx::query("DELETE FROM facets WHERE account_id = $1 AND origin = $2").bind(account_id).bind(origin).execute(&self.pool).await.map_err(map_err)?;
+                let r = sqlx::query("DELETE FROM facets WHERE account_id = $1 AND origin = $2").bind(account_id).bind(origin).execute(self.w()).await.map_err(map_err)?;
                 Ok(r.rows_affected() == 1)
             }
             async fn list_facets(&self, account_id: i64) -> StoreResult<Vec<String>> {
-                let rows = sqlx::query("SELECT origin FROM facets WHERE account_id = $1 ORDER BY origin").bind(account_id).fetch_all(&self.pool).await.map_err(map_err)?;
+                let rows = sqlx::query("SELECT origin FROM facets WHERE account_id = $1 ORDER BY origin").bind(account_id).fetch_all(self.r()).await.map_err(map_err)?;
                 rows.iter().map(|r| r.try_get::<String, _>("origin")).collect::<Result<Vec<_>, _>>().map_err(map_err)
             }
             async fn meta_get(&self, key: &str) -> StoreResult<Option<String>> {
-                let r = sqlx::query("SELECT v FROM meta WHERE k = $1").bind(key).fetch_optional(&self.pool).await.map_err(map_err)?;
+                let r = sqlx::query("SELECT v FROM meta WHERE k = $1").bind(key).fetch_optional(self.r()).await.map_err(map_err)?;
                 r.map(|r| r.try_get::<String, _>("v")).transpose().map_err(map_err)
             }
             async fn meta_init(&self, key: &str, value: &str) -> StoreResult<String> {
-                sqlx::query("INSERT INTO meta (k, v) VALUES ($1, $2) ON CONFLICT (k) DO NOTHING").bind(key).bind(value).execute(&self.pool).await.map_err(map_err)?;
-                let r = sqlx::query("SELECT v FROM meta WHERE k = $1").bind(key).fetch_one(&self.pool).await.map_err(map_err)?;
+                sqlx::query("INSERT INTO meta (k, v) VALUES ($1, $2) ON CONFLICT (k) DO NOTHING").bind(key).bind(value).execute(self.w()).await.map_err(map_err)?;
+                let r = sqlx::query("SELECT v FROM meta WHERE k = $1").bind(key).fetch_one(self.w()).await.map_err(map_err)?;
                 r.try_get::<String, _>("v").map_err(map_err)
             }
             async fn ping(&self) -> StoreResult<()> {
-                sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err)?;
+                sqlx::query("SELECT 1").execute(self.r()).await.map_err(map_err)?;
                 Ok(())
             }
         }
@@ -216,19 +217,19 @@ macro_rules! sql_store {
                 .bind(&u.password_hash)
                 .bind(u.status)
                 .bind(u.created_at)
-                .fetch_one(&self.pool)
+                .fetch_one(self.w())
                 .await
                 .map_err(map_err)?;
                 r.try_get::<i64, _>("id").map_err(map_err)
             }
             async fn user_by_key(&self, account_id: i64, username_key: &str) -> StoreResult<Option<UserRow>> {
                 let q = format!("SELECT {USER_COLS} FROM users WHERE account_id = $1 AND username_key = $2");
-                let r = sqlx::query(&q).bind(account_id).bind(username_key).fetch_optional(&self.pool).await.map_err(map_err)?;
+                let r = sqlx::query(&q).bind(account_id).bind(username_key).fetch_optional(self.r()).await.map_err(map_err)?;
                 r.as_ref().map(user_from).transpose().map_err(map_err)
             }
             async fn user_by_id(&self, account_id: i64, user_id: i64) -> StoreResult<Option<UserRow>> {
                 let q = format!("SELECT {USER_COLS} FROM users WHERE account_id = $1 AND id = $2");
-                let r = sqlx::query(&q).bind(account_id).bind(user_id).fetch_optional(&self.pool).await.map_err(map_err)?;
+                let r = sqlx::query(&q).bind(account_id).bind(user_id).fetch_optional(self.r()).await.map_err(map_err)?;
                 r.as_ref().map(user_from).transpose().map_err(map_err)
             }
             async fn update_user(&self, account_id: i64, user_id: i64, p: &UserPatch) -> StoreResult<bool> {
@@ -247,13 +248,13 @@ macro_rules! sql_store {
                 .bind(p.status)
                 .bind(account_id)
                 .bind(user_id)
-                .execute(&self.pool)
+                .execute(self.w())
                 .await
                 .map_err(map_err)?;
                 Ok(r.rows_affected() == 1)
             }
             async fn delete_user(&self, account_id: i64, user_id: i64, username_key: &str, remove_related: bool) -> StoreResult<bool> {
-                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                let mut tx = self.w().begin().await.map_err(map_err)?;
                 sqlx::query("DELETE FROM devices WHERE account_id = $1 AND user_id = $2 AND device_type <> 14")
                     .bind(account_id)
                     .bind(user_id)
@@ -285,7 +286,7 @@ macro_rules! sql_store {
             async fn find_users(&self, account_id: i64, pattern: &str, by_email: bool, limit: i64) -> StoreResult<Vec<UserRow>> {
                 let col = if by_email { "email_key" } else { "username_key" };
                 let q = format!("SELECT {USER_COLS} FROM users WHERE account_id = $1 AND {col} LIKE $2 ORDER BY username_key LIMIT $3");
-                let rows = sqlx::query(&q).bind(account_id).bind(pattern).bind(limit).fetch_all(&self.pool).await.map_err(map_err)?;
+                let rows = sqlx::query(&q).bind(account_id).bind(pattern).bind(limit).fetch_all(self.r()).await.map_err(map_err)?;
                 collect(rows, user_from)
             }
         }
@@ -320,24 +321,24 @@ macro_rules! sql_store {
                 .bind(d.u2f_counter)
                 .bind(&d.attestation)
                 .bind(d.created_at)
-                .fetch_one(&self.pool)
+                .fetch_one(self.w())
                 .await
                 .map_err(map_err)?;
                 r.try_get::<i64, _>("id").map_err(map_err)
             }
             async fn device_by_psn(&self, account_id: i64, psn: &str) -> StoreResult<Option<DeviceRow>> {
                 let q = format!("SELECT {DEVICE_COLS} FROM devices WHERE account_id = $1 AND psn = $2");
-                let r = sqlx::query(&q).bind(account_id).bind(psn).fetch_optional(&self.pool).await.map_err(map_err)?;
+                let r = sqlx::query(&q).bind(account_id).bind(psn).fetch_optional(self.r()).await.map_err(map_err)?;
                 r.as_ref().map(device_from).transpose().map_err(map_err)
             }
             async fn device_by_id(&self, account_id: i64, id: i64) -> StoreResult<Option<DeviceRow>> {
                 let q = format!("SELECT {DEVICE_COLS} FROM devices WHERE account_id = $1 AND id = $2");
-                let r = sqlx::query(&q).bind(account_id).bind(id).fetch_optional(&self.pool).await.map_err(map_err)?;
+                let r = sqlx::query(&q).bind(account_id).bind(id).fetch_optional(self.r()).await.map_err(map_err)?;
                 r.as_ref().map(device_from).transpose().map_err(map_err)
             }
             async fn devices_of_user(&self, account_id: i64, user_id: i64) -> StoreResult<Vec<DeviceRow>> {
                 let q = format!("SELECT {DEVICE_COLS} FROM devices WHERE account_id = $1 AND user_id = $2 ORDER BY id");
-                let rows = sqlx::query(&q).bind(account_id).bind(user_id).fetch_all(&self.pool).await.map_err(map_err)?;
+                let rows = sqlx::query(&q).bind(account_id).bind(user_id).fetch_all(self.r()).await.map_err(map_err)?;
                 collect(rows, device_from)
             }
             async fn assign_device(&self, account_id: i64, device_id: i64, user_id: Option<i64>, only_if_unassigned: bool) -> StoreResult<bool> {
@@ -346,11 +347,11 @@ macro_rules! sql_store {
                 } else {
                     "UPDATE devices SET user_id = $1 WHERE account_id = $2 AND id = $3"
                 };
-                let r = sqlx::query(q).bind(user_id).bind(account_id).bind(device_id).execute(&self.pool).await.map_err(map_err)?;
+                let r = sqlx::query(q).bind(user_id).bind(account_id).bind(device_id).execute(self.w()).await.map_err(map_err)?;
                 Ok(r.rows_affected() == 1)
             }
             async fn delete_device(&self, account_id: i64, device_id: i64) -> StoreResult<bool> {
-                let r = sqlx::query("DELETE FROM devices WHERE account_id = $1 AND id = $2").bind(account_id).bind(device_id).execute(&self.pool).await.map_err(map_err)?;
+                let r = sqlx::query("DELETE FROM devices WHERE account_id = $1 AND id = $2").bind(account_id).bind(device_id).execute(self.w()).await.map_err(map_err)?;
                 Ok(r.rows_affected() == 1)
             }
             async fn set_device_status(&self, account_id: i64, device_id: i64, status: i64) -> StoreResult<bool> {
@@ -359,19 +360,11 @@ macro_rules! sql_store {
                 } else {
                     "UPDATE devices SET status = $1 WHERE account_id = $2 AND id = $3"
                 };
-                let r = sqlx::query(q).bind(status).bind(account_id).bind(device_id).execute(&self.pool).await.map_err(map_err)?;
+                let r = sqlx::query(q).bind(status).bind(account_id).bind(device_id).execute(self.w()).await.map_err(map_err)?;
                 Ok(r.rows_affected() == 1)
             }
             async fn otp_accept(&self, device_id: i64, matched: i64, new_counter: i64, drift: i64) -> StoreResult<bool> {
-                let r = sqlx::query("UPDATE devices SET counter = $1, drift = $2, fail_count = 0, locked_until = 0 WHERE id = $3 AND counter <= $4")
-                    .bind(new_counter)
-                    .bind(drift)
-                    .bind(device_id)
-                    .bind(matched)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(map_err)?;
-                Ok(r.rows_affected() == 1)
+                self.otp_cas(device_id, matched, new_counter, drift).await
             }
             async fn otp_resync(&self, device_id: i64, matched: i64, new_counter: i64, drift: i64) -> StoreResult<bool> {
                 let r = sqlx::query(
@@ -381,7 +374,7 @@ macro_rules! sql_store {
                 .bind(drift)
                 .bind(device_id)
                 .bind(matched)
-                .execute(&self.pool)
+                .execute(self.w())
                 .await
                 .map_err(map_err)?;
                 Ok(r.rows_affected() == 1)
@@ -395,7 +388,7 @@ macro_rules! sql_store {
                 .bind(max_failures)
                 .bind(lock_until)
                 .bind(device_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.w())
                 .await
                 .map_err(map_err)?;
                 match r {
@@ -417,31 +410,31 @@ macro_rules! sql_store {
                 .bind(d.user_id)
                 .bind(d.account_id)
                 .bind(d.id)
-                .execute(&self.pool)
+                .execute(self.w())
                 .await
                 .map_err(map_err)?;
                 Ok(r.rows_affected() == 1)
             }
             async fn u2f_counter_advance(&self, device_id: i64, counter: i64) -> StoreResult<bool> {
-                let r = sqlx::query("UPDATE devices SET u2f_counter = $1 WHERE id = $2 AND u2f_counter < $1").bind(counter).bind(device_id).execute(&self.pool).await.map_err(map_err)?;
+                let r = sqlx::query("UPDATE devices SET u2f_counter = $1 WHERE id = $2 AND u2f_counter < $1").bind(counter).bind(device_id).execute(self.w()).await.map_err(map_err)?;
                 Ok(r.rows_affected() == 1)
             }
             async fn u2f_flag(&self, device_id: i64) -> StoreResult<()> {
-                sqlx::query("UPDATE devices SET flagged = 1 WHERE id = $1").bind(device_id).execute(&self.pool).await.map_err(map_err)?;
+                sqlx::query("UPDATE devices SET flagged = 1 WHERE id = $1").bind(device_id).execute(self.w()).await.map_err(map_err)?;
                 Ok(())
             }
             async fn unassigned_devices(&self, account_id: i64, limit: i64) -> StoreResult<Vec<DeviceRow>> {
                 let q = format!("SELECT {DEVICE_COLS} FROM devices WHERE account_id = $1 AND user_id IS NULL ORDER BY id LIMIT $2");
-                let rows = sqlx::query(&q).bind(account_id).bind(limit).fetch_all(&self.pool).await.map_err(map_err)?;
+                let rows = sqlx::query(&q).bind(account_id).bind(limit).fetch_all(self.r()).await.map_err(map_err)?;
                 collect(rows, device_from)
             }
             async fn account_devices(&self, account_id: i64, limit: i64) -> StoreResult<Vec<DeviceRow>> {
                 let q = format!("SELECT {DEVICE_COLS} FROM devices WHERE account_id = $1 ORDER BY id LIMIT $2");
-                let rows = sqlx::query(&q).bind(account_id).bind(limit).fetch_all(&self.pool).await.map_err(map_err)?;
+                let rows = sqlx::query(&q).bind(account_id).bind(limit).fetch_all(self.r()).await.map_err(map_err)?;
                 collect(rows, device_from)
             }
             async fn import_devices(&self, devices: &[DeviceRow]) -> StoreResult<usize> {
-                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                let mut tx = self.w().begin().await.map_err(map_err)?;
                 for d in devices {
                     sqlx::query(
                         "INSERT INTO devices (account_id, user_id, psn, device_type, otp_type, status, activated, seed, algorithm, digits, time_step, counter, drift, created_at) \
@@ -477,7 +470,7 @@ macro_rules! sql_store {
                     .bind(s.token_type)
                     .bind(s.created_at)
                     .bind(s.expires_at)
-                    .execute(&self.pool)
+                    .execute(self.w())
                     .await
                     .map_err(map_err)?;
                 Ok(())
@@ -487,7 +480,7 @@ macro_rules! sql_store {
                     .bind(token_hash)
                     .bind(account_id)
                     .bind(now)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.r())
                     .await
                     .map_err(map_err)?;
                 r.map(|r| -> Result<SessionTokenRow, sqlx::Error> {
@@ -507,7 +500,7 @@ macro_rules! sql_store {
                     .bind(token_hash)
                     .bind(account_id)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(self.w())
                     .await
                     .map_err(map_err)?;
                 Ok(r.rows_affected() == 1)
@@ -523,7 +516,7 @@ macro_rules! sql_store {
                     .bind(ids_to_text(&s.device_ids))
                     .bind(s.target_device)
                     .bind(s.expires_at)
-                    .execute(&self.pool)
+                    .execute(self.w())
                     .await
                     .map_err(map_err)?;
                 Ok(())
@@ -538,7 +531,7 @@ macro_rules! sql_store {
                 .bind(user_id)
                 .bind(kind)
                 .bind(now)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.w())
                 .await
                 .map_err(map_err)?;
                 r.map(|r| -> Result<U2fSessionRow, sqlx::Error> {
@@ -563,7 +556,7 @@ macro_rules! sql_store {
                     "DELETE FROM u2f_sessions WHERE expires_at <= $1",
                     "DELETE FROM sent_codes WHERE expires_at <= $1 - 86400",
                 ] {
-                    n += sqlx::query(q).bind(now).execute(&self.pool).await.map_err(map_err)?.rows_affected();
+                    n += sqlx::query(q).bind(now).execute(self.w()).await.map_err(map_err)?.rows_affected();
                 }
                 Ok(n)
             }
@@ -572,23 +565,35 @@ macro_rules! sql_store {
         #[async_trait]
         impl AuditStore for $store {
             async fn append_audit(&self, rows: &[AuditRow]) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await.map_err(map_err)?;
-                for a in rows {
-                    sqlx::query(
-                        "INSERT INTO audit (at_ms, account_id, account_name, op, username, psn, code, source, duration_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    )
-                    .bind(a.at_ms)
-                    .bind(a.account_id)
-                    .bind(&a.account_name)
-                    .bind(&a.op)
-                    .bind(&a.username)
-                    .bind(&a.psn)
-                    .bind(a.code)
-                    .bind(&a.source)
-                    .bind(a.duration_us)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+                // Multi-row INSERTs (100 rows, 900 parameters each) in one transaction: one statement
+                // per chunk instead of one per row.
+                let mut tx = self.w().begin().await.map_err(map_err)?;
+                for chunk in rows.chunks(100) {
+                    let mut q = String::from("INSERT INTO audit (at_ms, account_id, account_name, op, username, psn, code, source, duration_us) VALUES ");
+                    for i in 0..chunk.len() {
+                        let b = i * 9;
+                        if i > 0 {
+                            q.push_str(", ");
+                        }
+                        q.push_str(&format!(
+                            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                            b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9
+                        ));
+                    }
+                    let mut query = sqlx::query(&q);
+                    for a in chunk {
+                        query = query
+                            .bind(a.at_ms)
+                            .bind(a.account_id)
+                            .bind(&a.account_name)
+                            .bind(&a.op)
+                            .bind(&a.username)
+                            .bind(&a.psn)
+                            .bind(a.code)
+                            .bind(&a.source)
+                            .bind(a.duration_us);
+                    }
+                    query.execute(&mut *tx).await.map_err(map_err)?;
                 }
                 tx.commit().await.map_err(map_err)
             }
@@ -596,11 +601,11 @@ macro_rules! sql_store {
                 let rows = match account_id {
                     Some(a) => {
                         let q = format!("SELECT {AUDIT_COLS} FROM audit WHERE account_id = $1 ORDER BY id DESC LIMIT $2");
-                        sqlx::query(&q).bind(a).bind(limit).fetch_all(&self.pool).await
+                        sqlx::query(&q).bind(a).bind(limit).fetch_all(self.r()).await
                     }
                     None => {
                         let q = format!("SELECT {AUDIT_COLS} FROM audit ORDER BY id DESC LIMIT $1");
-                        sqlx::query(&q).bind(limit).fetch_all(&self.pool).await
+                        sqlx::query(&q).bind(limit).fetch_all(self.r()).await
                     }
                 }
                 .map_err(map_err)?;
@@ -611,7 +616,7 @@ macro_rules! sql_store {
         #[async_trait]
         impl DeliveryStore for $store {
             async fn enqueue_code(&self, c: &SentCodeRow, m: &OutboxRow, window_start: i64, limit: i64) -> StoreResult<Option<(i64, i64)>> {
-                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                let mut tx = self.w().begin().await.map_err(map_err)?;
                 // Writing the user row first serialises concurrent sends to one user on both backends.
                 sqlx::query("UPDATE users SET send_seq = send_seq + 1, last_code_at = $3 WHERE account_id = $1 AND id = $2")
                     .bind(c.account_id)
@@ -652,7 +657,7 @@ macro_rules! sql_store {
                 Ok(Some((code_id, msg_id)))
             }
             async fn enqueue_message(&self, m: &OutboxRow) -> StoreResult<i64> {
-                let mut conn = self.pool.acquire().await.map_err(map_err)?;
+                let mut conn = self.w().acquire().await.map_err(map_err)?;
                 insert_outbox(&mut *conn, m).await
             }
             async fn sent_codes(&self, account_id: i64, user_id: i64, since: i64) -> StoreResult<Vec<SentCodeRow>> {
@@ -662,7 +667,7 @@ macro_rules! sql_store {
                 .bind(account_id)
                 .bind(user_id)
                 .bind(since)
-                .fetch_all(&self.pool)
+                .fetch_all(self.r())
                 .await
                 .map_err(map_err)?;
                 rows.iter()
@@ -681,7 +686,7 @@ macro_rules! sql_store {
                     .map_err(map_err)
             }
             async fn consume_sent_code(&self, id: i64) -> StoreResult<bool> {
-                let r = sqlx::query("UPDATE sent_codes SET used = 1 WHERE id = $1 AND used = 0").bind(id).execute(&self.pool).await.map_err(map_err)?;
+                let r = sqlx::query("UPDATE sent_codes SET used = 1 WHERE id = $1 AND used = 0").bind(id).execute(self.w()).await.map_err(map_err)?;
                 Ok(r.rows_affected() == 1)
             }
             async fn claim_outbox(&self, now: i64, lease_until: i64, limit: i64) -> StoreResult<Vec<OutboxRow>> {
@@ -691,7 +696,7 @@ macro_rules! sql_store {
                      ORDER BY id LIMIT $3 {}) RETURNING {OUTBOX_COLS}",
                     $skip_locked
                 );
-                let rows = sqlx::query(&q).bind(lease_until).bind(now).bind(limit).fetch_all(&self.pool).await.map_err(map_err)?;
+                let rows = sqlx::query(&q).bind(lease_until).bind(now).bind(limit).fetch_all(self.w()).await.map_err(map_err)?;
                 collect(rows, outbox_from)
             }
             async fn claim_outbox_one(&self, id: i64, now: i64, lease_until: i64) -> StoreResult<Option<OutboxRow>> {
@@ -699,7 +704,7 @@ macro_rules! sql_store {
                     "UPDATE outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1 WHERE id = $2 AND \
                      ((state = 'pending' AND next_attempt_at <= $3) OR (state = 'sending' AND lease_until <= $3)) RETURNING {OUTBOX_COLS}"
                 );
-                let r = sqlx::query(&q).bind(lease_until).bind(id).bind(now).fetch_optional(&self.pool).await.map_err(map_err)?;
+                let r = sqlx::query(&q).bind(lease_until).bind(id).bind(now).fetch_optional(self.w()).await.map_err(map_err)?;
                 r.as_ref().map(outbox_from).transpose().map_err(map_err)
             }
             async fn finish_outbox(&self, id: i64, state: &str, next_attempt_at: i64, error: &str) -> StoreResult<()> {
@@ -709,12 +714,12 @@ macro_rules! sql_store {
                 } else {
                     "UPDATE outbox SET state = $1, next_attempt_at = $2, last_error = $3, lease_until = 0 WHERE id = $4"
                 };
-                sqlx::query(q).bind(state).bind(next_attempt_at).bind(error).bind(id).execute(&self.pool).await.map_err(map_err)?;
+                sqlx::query(q).bind(state).bind(next_attempt_at).bind(error).bind(id).execute(self.w()).await.map_err(map_err)?;
                 Ok(())
             }
             async fn outbox_by_id(&self, id: i64) -> StoreResult<Option<OutboxRow>> {
                 let q = format!("SELECT {OUTBOX_COLS} FROM outbox WHERE id = $1");
-                let r = sqlx::query(&q).bind(id).fetch_optional(&self.pool).await.map_err(map_err)?;
+                let r = sqlx::query(&q).bind(id).fetch_optional(self.r()).await.map_err(map_err)?;
                 r.as_ref().map(outbox_from).transpose().map_err(map_err)
             }
         }
