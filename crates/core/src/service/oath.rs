@@ -784,6 +784,13 @@ async fn qrcode(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
     if !is_oath(&d) || d.seed.is_none() {
         return Err(not_oath(&d.psn));
     }
+    if d.device_type == DEVICE_HARDWARE {
+        // A hardware token's seed never leaves the server: only soft tokens are provisioned by QR.
+        return Err(ApiError::new(
+            code::DEVICE_TYPE_INVALID,
+            format!("Device [{}] is a hardware token: its seed is not provisioned by QR code", display_name(&d.psn)),
+        ));
+    }
     let account_name = match p.opt_str("accountName")? {
         Some(a) if a.chars().count() > 128 => return Err(ApiError::invalid("accountName", "longer than 128 characters")),
         Some(a) if a.chars().any(char::is_control) => return Err(ApiError::invalid("accountName", "contains control characters")),

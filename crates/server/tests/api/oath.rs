@@ -534,6 +534,11 @@ async fn qrcode_provisions_authenticator_apps(b: Backend) {
     assert_eq!(key.kind, OtpKind::Hotp { counter: 1 });
     assert_eq!(key.account, hpsn);
     assert_eq!(key.secret, RFC_SEED);
+    // a hardware token's seed is never provisioned by QR
+    let (_, hw) = add_device(&app, json!({"secretKeyHex": RFC_SEED_HEX, "deviceType": 14})).await;
+    let q = app.call("get_oath_device_qrcode", json!({"psn": hw})).await;
+    assert_code(&q, 9008);
+    assert!(q.get("otpauthUri").is_none() && q.get("QRCodeURL").is_none(), "{q}");
     // unknown ids
     assert_code(&app.call("get_oath_device_qrcode", json!({"deviceId": "abc"})).await, 9021);
     assert_code(&app.call("get_oath_device_qrcode", json!({"deviceId": "987654321"})).await, 9021);
