@@ -61,41 +61,54 @@ const QR_QUIET: usize = 4;
 const USERNAME_OPT: FieldSpec = f("username", Str, false, "The user (optional).");
 const PSN_REQ: FieldSpec = f("psn", Str, true, "The device's printed serial number (alias: printedSerialNumber).");
 
+const DEVICE_TYPE: FieldSpec = f("deviceType", Int, false, "13 = soft token (default), 14 = hardware token, 15 = out-of-band.");
+const OTP_TYPE: FieldSpec = f("otpType", Int, false, "1 = HOTP (default), 2 = TOTP; 3 (OCRA) is not supported. Alias: OtpType.");
+const OTP_LENGTH: FieldSpec = f("OtpLength", Int, false, "Code length: 6 (default) or 8.");
+const WINDOW_SIZE: FieldSpec = f("windowSize", Int, false, "HOTP look-ahead in counters (1..100; default 10).");
+const TIME_DRIFT: FieldSpec = f("timeDrift", Int, false, "TOTP steps accepted either side (1..10; default 1).");
+const OTP_PIN: FieldSpec = f("OtpPin", Str, false, "Accepted and ignored.");
+const ALGORITHM: FieldSpec = f("algorithm", Str, false, "SHA1 (default), SHA256 or SHA512 (case-insensitive).");
+const TIME_STEP: FieldSpec = f("timeStep", Int, false, "TOTP step in seconds: 30 (default) or 60.");
+const PSN_OPT: FieldSpec = f("psn", Str, false, "Serial number; generated (PREFIX-8 digits) when omitted.");
+const SECRET_HEX: FieldSpec =
+    f("secretKeyHex", Str, false, "The seed in hex; a random one is generated when neither secret field is given.");
+const SECRET_B64: FieldSpec = f("secretKeyHexBase64", Str, false, "The seed as standard base64 of its raw bytes.");
+
 const DEVICE_FIELDS: &[FieldSpec] = &[
     f("username", Str, false, "If given, the device is assigned to this user."),
-    f("deviceType", Int, false, "13 = soft token (default), 14 = hardware token, 15 = out-of-band."),
-    f("otpType", Int, false, "1 = HOTP (default), 2 = TOTP; 3 (OCRA) is not supported. Alias: OtpType."),
-    f("OtpLength", Int, false, "Code length: 6 (default) or 8."),
-    f("windowSize", Int, false, "HOTP look-ahead in counters (1..100; default 10)."),
-    f("timeDrift", Int, false, "TOTP steps accepted either side (1..10; default 1)."),
-    f("OtpPin", Str, false, "Accepted and ignored."),
-    f("algorithm", Str, false, "SHA1 (default), SHA256 or SHA512 (case-insensitive)."),
-    f("timeStep", Int, false, "TOTP step in seconds: 30 (default) or 60."),
-    f("psn", Str, false, "Serial number; generated (PREFIX-8 digits) when omitted."),
-    f("secretKeyHex", Str, false, "The seed in hex; a random one is generated when neither secret field is given."),
-    f("secretKeyHexBase64", Str, false, "The seed as standard base64 of its raw bytes."),
+    DEVICE_TYPE,
+    OTP_TYPE,
+    OTP_LENGTH,
+    WINDOW_SIZE,
+    TIME_DRIFT,
+    OTP_PIN,
+    ALGORITHM,
+    TIME_STEP,
+    PSN_OPT,
+    SECRET_HEX,
+    SECRET_B64,
 ];
 
 const ACCOUNT_FIELDS: &[FieldSpec] = &[
-    f("username", Str, true, "The user's login name."),
-    f("firstName", Str, false, "First name."),
-    f("lastName", Str, false, "Last name."),
-    f("mobile", Str, false, "Mobile number."),
-    f("email", Str, false, "Email address."),
-    f("pw", Str, false, "Password (alias: password)."),
-    f("userStatus", Int, false, "0 = enabled, 1 = disabled."),
-    f("addDeviceOnly", Bool, false, "true = only add the device to an existing user."),
-    f("notificationMethod", Int, false, "Welcome message: 0 none, 1 email, 2 sms."),
-    f("deviceType", Int, false, "13 = soft token (default), 14 = hardware token, 15 = out-of-band."),
-    f("otpType", Int, false, "1 = HOTP (default), 2 = TOTP. Alias: OtpType."),
-    f("OtpLength", Int, false, "Code length: 6 (default) or 8."),
-    f("windowSize", Int, false, "HOTP look-ahead in counters (1..100)."),
-    f("timeDrift", Int, false, "TOTP steps accepted either side (1..10)."),
-    f("algorithm", Str, false, "SHA1 (default), SHA256 or SHA512."),
-    f("timeStep", Int, false, "TOTP step in seconds: 30 (default) or 60."),
-    f("psn", Str, false, "Serial number; generated when omitted."),
-    f("secretKeyHex", Str, false, "The seed in hex."),
-    f("secretKeyHexBase64", Str, false, "The seed as standard base64."),
+    users::USERNAME,
+    users::FIRST_NAME,
+    users::LAST_NAME,
+    users::MOBILE,
+    users::EMAIL,
+    users::PW,
+    users::USER_STATUS,
+    users::ADD_DEVICE_ONLY,
+    users::NOTIFICATION_METHOD,
+    DEVICE_TYPE,
+    OTP_TYPE,
+    OTP_LENGTH,
+    WINDOW_SIZE,
+    TIME_DRIFT,
+    ALGORITHM,
+    TIME_STEP,
+    PSN_OPT,
+    SECRET_HEX,
+    SECRET_B64,
 ];
 
 const RESYNC_FIELDS: &[FieldSpec] = &[

@@ -47,17 +47,16 @@ const PSN_ATTEMPTS: usize = 16;
 const USERNAME: FieldSpec = f("username", Str, true, "The user.");
 const APP_ID: FieldSpec = f("appId", Str, true, "FIDO appId (alias appId:), e.g. https://rp.example.com.");
 const USER_FIELDS: &[FieldSpec] = &[
-    USERNAME,
-    f("firstName", Str, false, "First name."),
-    f("lastName", Str, false, "Last name."),
-    f("mobile", Str, false, "Mobile number."),
-    f("email", Str, false, "Email address."),
-    f("pw", Str, false, "Password (alias: password)."),
-    f("userStatus", Int, false, "0 = enabled, 1 = disabled."),
-    f("addDeviceOnly", Bool, false, "true = only add a U2F device record to an existing user."),
-    f("notificationMethod", Int, false, "Welcome message: 0 none, 1 email, 2 sms."),
+    users::USERNAME,
+    users::FIRST_NAME,
+    users::LAST_NAME,
+    users::MOBILE,
+    users::EMAIL,
+    users::PW,
+    users::USER_STATUS,
+    users::ADD_DEVICE_ONLY,
+    users::NOTIFICATION_METHOD,
 ];
-
 const fn op(
     name: &'static str,
     aliases: &'static [&'static str],

@@ -9,16 +9,17 @@ use crate::reply;
 use crate::store::{DeviceRow, UserPatch, UserRow};
 use serde_json::{json, Value};
 
-const USERNAME: FieldSpec = f("username", Str, true, "The user's login name (unique per account, case-insensitive).");
-const USER_FIELDS: &[FieldSpec] = &[
-    USERNAME,
-    f("firstName", Str, false, "First name."),
-    f("lastName", Str, false, "Last name."),
-    f("mobile", Str, false, "Mobile number, e.g. +1(800)200-8411; used for sms and voice."),
-    f("email", Str, false, "Email address; used for email passcodes and notifications."),
-    f("pw", Str, false, "Password (alias: password); plain, or {sha256}/{sha384}/{sha512} + base64 digest."),
-    f("userStatus", Int, false, "0 = enabled, 1 = disabled."),
-];
+pub const USERNAME: FieldSpec = f("username", Str, true, "The user's login name (unique per account, case-insensitive).");
+pub const FIRST_NAME: FieldSpec = f("firstName", Str, false, "First name.");
+pub const LAST_NAME: FieldSpec = f("lastName", Str, false, "Last name.");
+pub const MOBILE: FieldSpec = f("mobile", Str, false, "Mobile number, e.g. +1(800)200-8411; used for sms and voice.");
+pub const EMAIL: FieldSpec = f("email", Str, false, "Email address; used for email passcodes and notifications.");
+pub const PW: FieldSpec = f("pw", Str, false, "Password (alias: password); plain, or {sha256}/{sha384}/{sha512} + base64 digest.");
+pub const USER_STATUS: FieldSpec = f("userStatus", Int, false, "0 = enabled, 1 = disabled.");
+/// Fields of add_oath_account / add_u2f_account beyond the user's.
+pub const ADD_DEVICE_ONLY: FieldSpec = f("addDeviceOnly", Bool, false, "true = only add the device to an existing user.");
+pub const NOTIFICATION_METHOD: FieldSpec = f("notificationMethod", Int, false, "Welcome message: 0 none, 1 email, 2 sms.");
+const USER_FIELDS: &[FieldSpec] = &[USERNAME, FIRST_NAME, LAST_NAME, MOBILE, EMAIL, PW, USER_STATUS];
 
 const fn op(name: &'static str, aliases: &'static [&'static str], summary: &'static str, fields: &'static [FieldSpec]) -> OpSpec {
     OpSpec { name, aliases, reply_type: None, summary, fields, ok_message: "OK", group: Group::Users }
