@@ -1,16 +1,15 @@
 //! The two implementations of `tessera_core::store::Store`: SQLite (the embedded single-box
 //! default) and PostgreSQL (several nodes on one database).
 //!
-//! Both share their SQL text (written with `$N` placeholders, which both accept) through the
-//! `sql_store!` macro in `sql.rs`; what differs per backend (connection set-up, migrations, the
-//! outbox's `FOR UPDATE SKIP LOCKED`) lives in `sqlite.rs` and `postgres.rs`.
+//! Both run the same SQL text (`queries.rs`, written with `$N` placeholders). PostgreSQL goes
+//! through sqlx (`postgres.rs`); SQLite through rusqlite (`sqlite.rs`), which runs a read on the
+//! calling thread and every write on one writer thread that group-commits whatever is waiting.
 //!
 //! Architecture invariant: no SQL outside this crate; every trait method is one statement or one
 //! transaction.
 
-#[macro_use]
-mod sql;
 pub mod postgres;
+mod queries;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -49,16 +48,4 @@ pub(crate) fn map_err(e: sqlx::Error) -> tessera_core::error::StoreError {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
         _ => StoreError::Other(e.to_string()),
     }
-}
-
-/// The OTP compare-and-set: the counter moves to `new_counter` only if it is still <= `matched`.
-pub(crate) const OTP_ACCEPT_SQL: &str =
-    "UPDATE devices SET counter = $1, drift = $2, fail_count = 0, locked_until = 0 WHERE id = $3 AND counter <= $4";
-
-pub(crate) fn ids_to_text(ids: &[i64]) -> String {
-    ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")
-}
-
-pub(crate) fn text_to_ids(s: &str) -> Vec<i64> {
-    s.split(',').filter_map(|x| x.trim().parse().ok()).collect()
 }

@@ -1,117 +1,768 @@
-//! SQLite backend: one file in WAL mode, `synchronous=FULL` (a reply means the write is on disk),
-//! foreign keys on. Reads use a pool of read-only connections (WAL lets them run beside the
-//! writer); every write goes through a pool of ONE connection, so writers wait their turn in the
-//! pool's queue rather than in SQLite's busy handler (which sleeps in steps of milliseconds). The
-//! busy timeout remains for other processes writing the same file.
+//! SQLite backend (rusqlite): one file in WAL mode, `synchronous=FULL` (a reply means the write is
+//! on disk), foreign keys on.
 //!
-//! Group commit: OTP counter advances (the hot write of every successful validation) are queued to
-//! one task that applies all waiting advances in one transaction and answers each request only after
-//! that transaction's COMMIT (one fsync for the whole batch). Each advance is still its own
-//! conditional UPDATE, applied in arrival order inside the transaction, so a code accepted by one
-//! request of a batch is refused to a later one, exactly as with separate transactions.
+//! **Reads** run on the calling thread, on a connection taken from a pool of read-only connections
+//! with their prepared statements cached (WAL lets them run beside the writer). A point read costs a
+//! few microseconds, less than a hand-off to another thread would; the scans that may take longer
+//! (listings, user search) run on tokio's blocking pool.
+//!
+//! **Writes** all go to one writer thread that owns the only read-write connection. It takes every
+//! write waiting at that moment (up to [`MAX_BATCH`]), runs each in its own SAVEPOINT inside one
+//! `BEGIN IMMEDIATE` transaction in arrival order, COMMITs (one fsync for the whole batch: group
+//! commit) and only then answers each request. A write that fails rolls back its own savepoint and
+//! nothing else; if the COMMIT fails, every write of the batch is answered with the error. Each write
+//! is still the same conditional statement as on PostgreSQL, so a code accepted by one write of a
+//! batch is refused to a later one exactly as with separate transactions. Other processes on the same
+//! file (the CLI) are ordered by SQLite's file lock and the busy timeout.
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
-use std::str::FromStr;
+use crate::queries as q;
+use rusqlite::{Connection, OpenFlags, Row, Statement, ToSql};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tessera_core::error::StoreError;
+use tessera_core::error::{StoreError, StoreResult};
+use tessera_core::store::*;
 use tokio::sync::{mpsc, oneshot};
 
+/// Most writes committed together.
+pub const MAX_BATCH: usize = 512;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+const STATEMENT_CACHE: usize = 64;
+
+/// What a queued write does once its batch's COMMIT is known: answer its caller.
+type Done = Box<dyn FnOnce(Option<&str>) + Send>;
+/// A queued write: runs on the writer's connection (None: the batch could not begin) and returns
+/// how to answer once the COMMIT is known.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> Done + Send>;
+
 pub struct SqliteStore {
-    reader: SqlitePool,
-    writer: SqlitePool,
-    cas: mpsc::Sender<CasJob>,
+    readers: Arc<Readers>,
+    jobs: mpsc::Sender<Job>,
 }
 
-/// One queued OTP counter advance and where to send its outcome.
-struct CasJob {
-    device_id: i64,
-    matched: i64,
-    new_counter: i64,
-    drift: i64,
-    reply: oneshot::Sender<Result<bool, String>>,
+/// Read-only connections, opened on demand and kept for reuse.
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    max_idle: usize,
 }
 
-/// Most advances committed together.
-const MAX_BATCH: usize = 256;
+impl Readers {
+    fn open(&self) -> rusqlite::Result<Connection> {
+        let c = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        c.busy_timeout(BUSY_TIMEOUT)?;
+        c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(c)
+    }
 
-/// Outbox claims need no row locks: SQLite serialises writers.
-const SKIP_LOCKED: &str = "";
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let conn = match pooled {
+            Some(c) => c,
+            None => self.open().map_err(map_err)?,
+        };
+        let r = f(&conn);
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < self.max_idle {
+                idle.push(conn);
+            }
+        }
+        r.map_err(map_err)
+    }
+}
+
+/// The file path of a `sqlite://PATH` (or `sqlite:PATH`) URL; query parameters are ignored.
+fn path_of(url: &str) -> anyhow::Result<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let path = rest.split('?').next().unwrap_or("");
+    if path.is_empty() || path == ":memory:" {
+        anyhow::bail!("SQLite needs a file (sqlite://PATH): an in-memory database would lose every write");
+    }
+    Ok(PathBuf::from(path))
+}
 
 impl SqliteStore {
     pub async fn open(url: &str, max_connections: u32, migrate: bool) -> anyhow::Result<Self> {
-        let opts = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let writer =
-            SqlitePoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(30)).connect_with(opts.clone()).await?;
-        if migrate {
-            sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let path = path_of(url)?;
+        let writer = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        writer.busy_timeout(BUSY_TIMEOUT)?;
+        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            anyhow::bail!("SQLite refused WAL mode for {} (journal_mode is {mode})", path.display());
         }
-        let reader = SqlitePoolOptions::new().max_connections(max_connections.max(1)).connect_with(opts.read_only(true)).await?;
-        let (cas, rx) = mpsc::channel(4096);
-        tokio::spawn(group_commit(writer.clone(), rx));
-        Ok(SqliteStore { reader, writer, cas })
+        writer.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+        writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        if migrate {
+            run_migrations(&path).await?;
+        }
+        let readers = Arc::new(Readers { path, idle: Mutex::new(Vec::new()), max_idle: max_connections.max(1) as usize });
+        let (jobs, rx) = mpsc::channel(8192);
+        std::thread::Builder::new().name("sqlite-writer".into()).spawn(move || writer_loop(writer, rx))?;
+        let store = SqliteStore { readers, jobs };
+        store.ping().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(store)
     }
 
-    /// Queues an OTP counter advance for the next group commit and waits for its outcome.
-    async fn otp_cas(&self, device_id: i64, matched: i64, new_counter: i64, drift: i64) -> tessera_core::error::StoreResult<bool> {
-        let (reply, rx) = oneshot::channel();
-        let job = CasJob { device_id, matched, new_counter, drift, reply };
-        self.cas.send(job).await.map_err(|_| StoreError::Other("the group-commit writer has stopped".into()))?;
-        rx.await.map_err(|_| StoreError::Other("the group-commit writer dropped a request".into()))?.map_err(StoreError::Other)
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        self.readers.with(f)
     }
 
-    fn r(&self) -> &SqlitePool {
-        &self.reader
+    /// A read that may scan many rows: on the blocking pool, so it does not hold up a runtime thread.
+    async fn read_long<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static) -> StoreResult<T> {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || readers.with(f))
+            .await
+            .map_err(|e| StoreError::Other(format!("a database read stopped: {e}")))?
     }
 
-    fn w(&self) -> &SqlitePool {
-        &self.writer
+    /// Queues a write for the next group commit and waits until that commit is on disk.
+    async fn write<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static) -> StoreResult<T> {
+        let (tx, rx) = oneshot::channel::<StoreResult<T>>();
+        let job: Job = Box::new(move |conn: Option<&Connection>| -> Done {
+            let outcome = match conn {
+                Some(c) => in_savepoint(c, f),
+                None => Err(StoreError::Other("the write transaction could not begin".into())),
+            };
+            Box::new(move |commit_error: Option<&str>| {
+                let reply = match commit_error {
+                    Some(e) => Err(StoreError::Other(e.to_string())),
+                    None => outcome,
+                };
+                let _ = tx.send(reply);
+            })
+        });
+        self.jobs.send(job).await.map_err(|_| StoreError::Other("the SQLite writer has stopped".into()))?;
+        rx.await.map_err(|_| StoreError::Other("the SQLite writer dropped a write".into()))?
     }
 }
 
-/// Applies queued counter advances in batches: one transaction, one fsync, then every reply.
-async fn group_commit(writer: SqlitePool, mut rx: mpsc::Receiver<CasJob>) {
-    let mut jobs: Vec<CasJob> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
-        jobs.push(first);
-        while jobs.len() < MAX_BATCH {
+/// Applies the schema migrations (sqlx's migrator, so the `_sqlx_migrations` bookkeeping is shared
+/// with every earlier version) on a connection of its own, closed afterwards.
+async fn run_migrations(path: &std::path::Path) -> anyhow::Result<()> {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+    use sqlx::{ConnectOptions, Connection as _};
+    let opts = SqliteConnectOptions::new()
+        .filename(path)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(true);
+    let mut conn = opts.connect().await?;
+    sqlx::migrate!("./migrations/sqlite").run(&mut conn).await?;
+    conn.close().await?;
+    Ok(())
+}
+
+/// Runs `f` in a savepoint: its effects are kept if it succeeds and undone (alone) if it fails.
+fn in_savepoint<T>(c: &Connection, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+    exec(c, "SAVEPOINT w", &[]).map_err(map_err)?;
+    match f(c) {
+        Ok(v) => {
+            exec(c, "RELEASE w", &[]).map_err(map_err)?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = exec(c, "ROLLBACK TO w", &[]);
+            let _ = exec(c, "RELEASE w", &[]);
+            Err(map_err(e))
+        }
+    }
+}
+
+/// The writer thread: batches of queued writes, one transaction and one fsync per batch.
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut answers: Vec<Done> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(j) => jobs.push(j),
+                Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
-        let outcome = apply(&writer, &jobs).await;
-        for (i, job) in jobs.drain(..).enumerate() {
-            let r = match &outcome {
-                Ok(results) => Ok(results.get(i).copied().unwrap_or(false)),
-                Err(e) => Err(e.clone()),
-            };
-            let _ = job.reply.send(r);
+        let error = match conn.execute_batch("BEGIN IMMEDIATE") {
+            Err(e) => {
+                tracing::error!(error = %e, "SQLite: could not begin a write transaction");
+                for job in batch.drain(..) {
+                    answers.push(run_job(job, None));
+                }
+                Some(e.to_string())
+            }
+            Ok(()) => {
+                for job in batch.drain(..) {
+                    answers.push(run_job(job, Some(&conn)));
+                }
+                match conn.execute_batch("COMMIT") {
+                    Ok(()) => None,
+                    Err(e) => {
+                        tracing::error!(error = %e, "SQLite: COMMIT failed; the batch's writes are answered with an error");
+                        let _ = conn.execute_batch("ROLLBACK");
+                        Some(e.to_string())
+                    }
+                }
+            }
+        };
+        for answer in answers.drain(..) {
+            answer(error.as_deref());
         }
     }
 }
 
-async fn apply(writer: &SqlitePool, jobs: &[CasJob]) -> Result<Vec<bool>, String> {
-    let mut tx = writer.begin().await.map_err(|e| e.to_string())?;
-    let mut results = Vec::with_capacity(jobs.len());
-    for j in jobs {
-        let r = sqlx::query(crate::OTP_ACCEPT_SQL)
-            .bind(j.new_counter)
-            .bind(j.drift)
-            .bind(j.device_id)
-            .bind(j.matched)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| e.to_string())?;
-        results.push(r.rows_affected() == 1);
+/// Runs one job; a panic in it (a bug) fails that write only, never the writer thread.
+fn run_job(job: Job, conn: Option<&Connection>) -> Done {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn))) {
+        Ok(done) => done,
+        Err(_) => Box::new(|_| {}),
     }
-    tx.commit().await.map_err(|e| e.to_string())?;
-    Ok(results)
 }
 
-sql_store!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow, SKIP_LOCKED);
+pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ffi::{SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE};
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) if f.extended_code == SQLITE_CONSTRAINT_UNIQUE || f.extended_code == SQLITE_CONSTRAINT_PRIMARYKEY => {
+            StoreError::Conflict
+        }
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+/// Binds the arguments of a statement written with `$N` placeholders: `$N` takes `args[N-1]`,
+/// wherever and however often it appears.
+fn bind(st: &mut Statement<'_>, args: &[&dyn ToSql]) -> rusqlite::Result<()> {
+    for i in 1..=st.parameter_count() {
+        let n = st
+            .parameter_name(i)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| rusqlite::Error::InvalidParameterName(st.parameter_name(i).unwrap_or("?").to_string()))?;
+        let arg = n.checked_sub(1).and_then(|k| args.get(k)).ok_or(rusqlite::Error::InvalidParameterCount(n, args.len()))?;
+        st.raw_bind_parameter(i, arg)?;
+    }
+    Ok(())
+}
+
+/// Executes a statement that returns no rows; the number of rows it changed.
+fn exec(c: &Connection, sql: &str, args: &[&dyn ToSql]) -> rusqlite::Result<usize> {
+    let mut st = c.prepare_cached(sql)?;
+    bind(&mut st, args)?;
+    st.raw_execute()
+}
+
+/// The first row of a query (or of a statement with RETURNING), mapped by `f`.
+fn one<T>(c: &Connection, sql: &str, args: &[&dyn ToSql], f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>) -> rusqlite::Result<Option<T>> {
+    let mut st = c.prepare_cached(sql)?;
+    bind(&mut st, args)?;
+    let mut rows = st.raw_query();
+    match rows.next()? {
+        Some(r) => Ok(Some(f(r)?)),
+        None => Ok(None),
+    }
+}
+
+/// Every row of a query, mapped by `f`.
+fn all<T>(c: &Connection, sql: &str, args: &[&dyn ToSql], f: impl Fn(&Row<'_>) -> rusqlite::Result<T>) -> rusqlite::Result<Vec<T>> {
+    let mut st = c.prepare_cached(sql)?;
+    bind(&mut st, args)?;
+    let mut rows = st.raw_query();
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(f(r)?);
+    }
+    Ok(out)
+}
+
+/// A statement with RETURNING id (or a query of one integer) that must produce its row.
+fn returning_i64(c: &Connection, sql: &str, args: &[&dyn ToSql]) -> rusqlite::Result<i64> {
+    one(c, sql, args, |r| r.get(0))?.ok_or(rusqlite::Error::QueryReturnedNoRows)
+}
+
+fn account_from(r: &Row<'_>) -> rusqlite::Result<AccountRow> {
+    Ok(AccountRow {
+        id: r.get("id")?,
+        name: r.get("name")?,
+        key_hash: r.get("key_hash")?,
+        enabled: r.get::<_, i64>("enabled")? != 0,
+        created_at: r.get("created_at")?,
+    })
+}
+
+fn user_from(r: &Row<'_>) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        id: r.get("id")?,
+        account_id: r.get("account_id")?,
+        username: r.get("username")?,
+        first_name: r.get("first_name")?,
+        last_name: r.get("last_name")?,
+        mobile: r.get("mobile")?,
+        email: r.get("email")?,
+        password_hash: r.get("password_hash")?,
+        status: r.get("status")?,
+        created_at: r.get("created_at")?,
+        last_code_at: r.get("last_code_at")?,
+    })
+}
+
+fn device_from(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
+    Ok(DeviceRow {
+        id: r.get("id")?,
+        account_id: r.get("account_id")?,
+        user_id: r.get("user_id")?,
+        psn: r.get("psn")?,
+        device_type: r.get("device_type")?,
+        otp_type: r.get("otp_type")?,
+        status: r.get("status")?,
+        activated: r.get::<_, i64>("activated")? != 0,
+        seed: r.get("seed")?,
+        algorithm: r.get("algorithm")?,
+        digits: r.get("digits")?,
+        time_step: r.get("time_step")?,
+        counter: r.get("counter")?,
+        drift: r.get("drift")?,
+        window_size: r.get("window_size")?,
+        time_drift: r.get("time_drift")?,
+        fail_count: r.get("fail_count")?,
+        locked_until: r.get("locked_until")?,
+        key_handle: r.get("key_handle")?,
+        public_key: r.get("public_key")?,
+        app_id: r.get("app_id")?,
+        key_name: r.get("key_name")?,
+        u2f_counter: r.get("u2f_counter")?,
+        attestation: r.get("attestation")?,
+        flagged: r.get::<_, i64>("flagged")? != 0,
+        created_at: r.get("created_at")?,
+    })
+}
+
+fn outbox_from(r: &Row<'_>) -> rusqlite::Result<OutboxRow> {
+    Ok(OutboxRow {
+        id: r.get("id")?,
+        account_id: r.get("account_id")?,
+        channel: r.get("channel")?,
+        recipient: r.get("recipient")?,
+        body: r.get("body")?,
+        subject: r.get("subject")?,
+        attempts: r.get("attempts")?,
+        next_attempt_at: r.get("next_attempt_at")?,
+        expires_at: r.get("expires_at")?,
+        state: r.get("state")?,
+        last_error: r.get("last_error")?,
+    })
+}
+
+fn audit_from(r: &Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        id: r.get("id")?,
+        at_ms: r.get("at_ms")?,
+        account_id: r.get("account_id")?,
+        account_name: r.get("account_name")?,
+        op: r.get("op")?,
+        username: r.get("username")?,
+        psn: r.get("psn")?,
+        code: r.get("code")?,
+        source: r.get("source")?,
+        duration_us: r.get("duration_us")?,
+    })
+}
+
+fn session_token_from(r: &Row<'_>) -> rusqlite::Result<SessionTokenRow> {
+    Ok(SessionTokenRow {
+        account_id: r.get("account_id")?,
+        user_id: r.get("user_id")?,
+        token_type: r.get("token_type")?,
+        created_at: r.get("created_at")?,
+        expires_at: r.get("expires_at")?,
+    })
+}
+
+fn u2f_session_from(r: &Row<'_>) -> rusqlite::Result<U2fSessionRow> {
+    Ok(U2fSessionRow {
+        account_id: r.get("account_id")?,
+        user_id: r.get("user_id")?,
+        kind: r.get("kind")?,
+        app_id: r.get("app_id")?,
+        challenge: r.get("challenge")?,
+        device_ids: q::text_to_ids(&r.get::<_, String>("device_ids")?),
+        target_device: r.get("target_device")?,
+        expires_at: r.get("expires_at")?,
+    })
+}
+
+fn sent_code_from(r: &Row<'_>) -> rusqlite::Result<SentCodeRow> {
+    Ok(SentCodeRow {
+        id: r.get("id")?,
+        account_id: r.get("account_id")?,
+        user_id: r.get("user_id")?,
+        device_id: r.get("device_id")?,
+        code_hash: r.get("code_hash")?,
+        expires_at: r.get("expires_at")?,
+        used: r.get::<_, i64>("used")? != 0,
+    })
+}
+
+fn insert_outbox(c: &Connection, m: &OutboxRow) -> rusqlite::Result<i64> {
+    returning_i64(
+        c,
+        q::INSERT_OUTBOX,
+        &[&m.account_id, &m.channel, &m.recipient, &m.subject, &m.body, &m.next_attempt_at, &m.expires_at],
+    )
+}
+
+#[async_trait::async_trait]
+impl AccountStore for SqliteStore {
+    async fn create_account(&self, name: &str, key_hash: &[u8], now: i64) -> StoreResult<AccountRow> {
+        let (name, key_hash) = (name.to_string(), key_hash.to_vec());
+        self.write(move |c| one(c, q::CREATE_ACCOUNT, &[&name, &key_hash, &now], account_from)?.ok_or(rusqlite::Error::QueryReturnedNoRows))
+            .await
+    }
+    async fn account_by_name(&self, name: &str) -> StoreResult<Option<AccountRow>> {
+        self.read(|c| one(c, q::ACCOUNT_BY_NAME, &[&name], account_from))
+    }
+    async fn list_accounts(&self) -> StoreResult<Vec<AccountRow>> {
+        self.read_long(|c| all(c, q::LIST_ACCOUNTS, &[], account_from)).await
+    }
+    async fn set_account_key(&self, name: &str, key_hash: &[u8]) -> StoreResult<bool> {
+        let (name, key_hash) = (name.to_string(), key_hash.to_vec());
+        self.write(move |c| Ok(exec(c, q::SET_ACCOUNT_KEY, &[&key_hash, &name])? == 1)).await
+    }
+    async fn set_account_enabled(&self, name: &str, enabled: bool) -> StoreResult<bool> {
+        let (name, enabled) = (name.to_string(), i64::from(enabled));
+        self.write(move |c| Ok(exec(c, q::SET_ACCOUNT_ENABLED, &[&enabled, &name])? == 1)).await
+    }
+    async fn count_accounts(&self) -> StoreResult<i64> {
+        self.read(|c| returning_i64(c, q::COUNT_ACCOUNTS, &[]))
+    }
+    async fn add_facet(&self, account_id: i64, origin: &str) -> StoreResult<bool> {
+        let origin = origin.to_string();
+        self.write(move |c| Ok(exec(c, q::ADD_FACET, &[&account_id, &origin])? == 1)).await
+    }
+    async fn remove_facet(&self, account_id: i64, origin: &str) -> StoreResult<bool> {
+        let origin = origin.to_string();
+        self.write(move |c| Ok(exec(c, q::REMOVE_FACET, &[&account_id, &origin])? == 1)).await
+    }
+    async fn list_facets(&self, account_id: i64) -> StoreResult<Vec<String>> {
+        self.read(|c| all(c, q::LIST_FACETS, &[&account_id], |r| r.get("origin")))
+    }
+    async fn meta_get(&self, key: &str) -> StoreResult<Option<String>> {
+        self.read(|c| one(c, q::META_GET, &[&key], |r| r.get("v")))
+    }
+    async fn meta_init(&self, key: &str, value: &str) -> StoreResult<String> {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.write(move |c| {
+            exec(c, q::META_INIT, &[&key, &value])?;
+            one(c, q::META_GET, &[&key], |r| r.get("v"))?.ok_or(rusqlite::Error::QueryReturnedNoRows)
+        })
+        .await
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|c| returning_i64(c, q::PING, &[]).map(|_| ()))
+    }
+}
+
+#[async_trait::async_trait]
+impl UserStore for SqliteStore {
+    async fn create_user(&self, u: &UserRow, username_key: &str) -> StoreResult<i64> {
+        let (u, username_key) = (u.clone(), username_key.to_string());
+        self.write(move |c| {
+            let email_key = u.email.to_lowercase();
+            returning_i64(
+                c,
+                q::CREATE_USER,
+                &[
+                    &u.account_id,
+                    &u.username,
+                    &username_key,
+                    &u.first_name,
+                    &u.last_name,
+                    &u.mobile,
+                    &u.email,
+                    &email_key,
+                    &u.password_hash,
+                    &u.status,
+                    &u.created_at,
+                ],
+            )
+        })
+        .await
+    }
+    async fn user_by_key(&self, account_id: i64, username_key: &str) -> StoreResult<Option<UserRow>> {
+        self.read(|c| one(c, q::USER_BY_KEY, &[&account_id, &username_key], user_from))
+    }
+    async fn user_by_id(&self, account_id: i64, user_id: i64) -> StoreResult<Option<UserRow>> {
+        self.read(|c| one(c, q::USER_BY_ID, &[&account_id, &user_id], user_from))
+    }
+    async fn update_user(&self, account_id: i64, user_id: i64, p: &UserPatch) -> StoreResult<bool> {
+        let p = p.clone();
+        self.write(move |c| {
+            let email_key = p.email.as_ref().map(|e| e.to_lowercase());
+            let n = exec(
+                c,
+                q::UPDATE_USER,
+                &[&p.first_name, &p.last_name, &p.mobile, &p.email, &email_key, &p.password_hash, &p.status, &account_id, &user_id],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+    async fn delete_user(&self, account_id: i64, user_id: i64, username_key: &str, remove_related: bool) -> StoreResult<bool> {
+        let username_key = username_key.to_string();
+        self.write(move |c| {
+            for stmt in q::DELETE_USER_RELATED {
+                exec(c, stmt, &[&account_id, &user_id])?;
+            }
+            let n = exec(c, q::DELETE_USER, &[&account_id, &user_id])?;
+            if remove_related {
+                exec(c, q::DELETE_USER_AUDIT, &[&account_id, &username_key])?;
+            }
+            Ok(n == 1)
+        })
+        .await
+    }
+    async fn find_users(&self, account_id: i64, pattern: &str, by_email: bool, limit: i64) -> StoreResult<Vec<UserRow>> {
+        let sql = if by_email { q::FIND_USERS_BY_EMAIL } else { q::FIND_USERS_BY_NAME };
+        let pattern = pattern.to_string();
+        self.read_long(move |c| all(c, sql, &[&account_id, &pattern, &limit], user_from)).await
+    }
+}
+
+#[async_trait::async_trait]
+impl DeviceStore for SqliteStore {
+    async fn create_device(&self, d: &DeviceRow) -> StoreResult<i64> {
+        let d = d.clone();
+        self.write(move |c| {
+            let activated = i64::from(d.activated);
+            returning_i64(
+                c,
+                q::CREATE_DEVICE,
+                &[
+                    &d.account_id,
+                    &d.user_id,
+                    &d.psn,
+                    &d.device_type,
+                    &d.otp_type,
+                    &d.status,
+                    &activated,
+                    &d.seed,
+                    &d.algorithm,
+                    &d.digits,
+                    &d.time_step,
+                    &d.counter,
+                    &d.drift,
+                    &d.window_size,
+                    &d.time_drift,
+                    &d.key_handle,
+                    &d.public_key,
+                    &d.app_id,
+                    &d.key_name,
+                    &d.u2f_counter,
+                    &d.attestation,
+                    &d.created_at,
+                ],
+            )
+        })
+        .await
+    }
+    async fn device_by_psn(&self, account_id: i64, psn: &str) -> StoreResult<Option<DeviceRow>> {
+        self.read(|c| one(c, q::DEVICE_BY_PSN, &[&account_id, &psn], device_from))
+    }
+    async fn device_by_id(&self, account_id: i64, id: i64) -> StoreResult<Option<DeviceRow>> {
+        self.read(|c| one(c, q::DEVICE_BY_ID, &[&account_id, &id], device_from))
+    }
+    async fn devices_of_user(&self, account_id: i64, user_id: i64) -> StoreResult<Vec<DeviceRow>> {
+        self.read(|c| all(c, q::DEVICES_OF_USER, &[&account_id, &user_id], device_from))
+    }
+    async fn assign_device(&self, account_id: i64, device_id: i64, user_id: Option<i64>, only_if_unassigned: bool) -> StoreResult<bool> {
+        let sql = if only_if_unassigned { q::ASSIGN_DEVICE_IF_FREE } else { q::ASSIGN_DEVICE };
+        self.write(move |c| Ok(exec(c, sql, &[&user_id, &account_id, &device_id])? == 1)).await
+    }
+    async fn delete_device(&self, account_id: i64, device_id: i64) -> StoreResult<bool> {
+        self.write(move |c| Ok(exec(c, q::DELETE_DEVICE, &[&account_id, &device_id])? == 1)).await
+    }
+    async fn set_device_status(&self, account_id: i64, device_id: i64, status: i64) -> StoreResult<bool> {
+        let sql = if status == 0 { q::ENABLE_DEVICE } else { q::SET_DEVICE_STATUS };
+        self.write(move |c| Ok(exec(c, sql, &[&status, &account_id, &device_id])? == 1)).await
+    }
+    async fn otp_accept(&self, device_id: i64, matched: i64, new_counter: i64, drift: i64) -> StoreResult<bool> {
+        self.write(move |c| Ok(exec(c, q::OTP_ACCEPT, &[&new_counter, &drift, &device_id, &matched])? == 1)).await
+    }
+    async fn otp_resync(&self, device_id: i64, matched: i64, new_counter: i64, drift: i64) -> StoreResult<bool> {
+        self.write(move |c| Ok(exec(c, q::OTP_RESYNC, &[&new_counter, &drift, &device_id, &matched])? == 1)).await
+    }
+    async fn otp_fail(&self, device_id: i64, max_failures: i64, lock_until: i64) -> StoreResult<i64> {
+        self.write(move |c| Ok(one(c, q::OTP_FAIL, &[&max_failures, &lock_until, &device_id], |r| r.get(0))?.unwrap_or(0))).await
+    }
+    async fn u2f_bind(&self, d: &DeviceRow) -> StoreResult<bool> {
+        let d = d.clone();
+        self.write(move |c| {
+            let n = exec(
+                c,
+                q::U2F_BIND,
+                &[&d.key_handle, &d.public_key, &d.app_id, &d.key_name, &d.u2f_counter, &d.attestation, &d.user_id, &d.account_id, &d.id],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+    async fn u2f_counter_advance(&self, device_id: i64, counter: i64) -> StoreResult<bool> {
+        self.write(move |c| Ok(exec(c, q::U2F_COUNTER_ADVANCE, &[&counter, &device_id])? == 1)).await
+    }
+    async fn u2f_flag(&self, device_id: i64) -> StoreResult<()> {
+        self.write(move |c| exec(c, q::U2F_FLAG, &[&device_id]).map(|_| ())).await
+    }
+    async fn unassigned_devices(&self, account_id: i64, limit: i64) -> StoreResult<Vec<DeviceRow>> {
+        self.read_long(move |c| all(c, q::UNASSIGNED_DEVICES, &[&account_id, &limit], device_from)).await
+    }
+    async fn account_devices(&self, account_id: i64, limit: i64) -> StoreResult<Vec<DeviceRow>> {
+        self.read_long(move |c| all(c, q::ACCOUNT_DEVICES, &[&account_id, &limit], device_from)).await
+    }
+    async fn import_devices(&self, devices: &[DeviceRow]) -> StoreResult<usize> {
+        let devices = devices.to_vec();
+        self.write(move |c| {
+            for d in &devices {
+                let activated = i64::from(d.activated);
+                exec(
+                    c,
+                    q::IMPORT_DEVICE,
+                    &[
+                        &d.account_id,
+                        &d.psn,
+                        &d.device_type,
+                        &d.otp_type,
+                        &activated,
+                        &d.seed,
+                        &d.algorithm,
+                        &d.digits,
+                        &d.time_step,
+                        &d.counter,
+                        &d.created_at,
+                    ],
+                )?;
+            }
+            Ok(devices.len())
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for SqliteStore {
+    async fn create_session_token(&self, token_hash: &[u8], s: &SessionTokenRow) -> StoreResult<()> {
+        let (h, s) = (token_hash.to_vec(), s.clone());
+        self.write(move |c| {
+            exec(c, q::CREATE_SESSION_TOKEN, &[&h, &s.account_id, &s.user_id, &s.token_type, &s.created_at, &s.expires_at]).map(|_| ())
+        })
+        .await
+    }
+    async fn session_token(&self, account_id: i64, token_hash: &[u8], now: i64) -> StoreResult<Option<SessionTokenRow>> {
+        self.read(|c| one(c, q::SESSION_TOKEN, &[&token_hash, &account_id, &now], session_token_from))
+    }
+    async fn delete_session_token(&self, account_id: i64, token_hash: &[u8], now: i64) -> StoreResult<bool> {
+        let h = token_hash.to_vec();
+        self.write(move |c| Ok(exec(c, q::DELETE_SESSION_TOKEN, &[&h, &account_id, &now])? == 1)).await
+    }
+    async fn create_u2f_session(&self, id_hash: &[u8], s: &U2fSessionRow) -> StoreResult<()> {
+        let (h, s) = (id_hash.to_vec(), s.clone());
+        self.write(move |c| {
+            let ids = q::ids_to_text(&s.device_ids);
+            exec(
+                c,
+                q::CREATE_U2F_SESSION,
+                &[&h, &s.account_id, &s.user_id, &s.kind, &s.app_id, &s.challenge, &ids, &s.target_device, &s.expires_at],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+    async fn consume_u2f_session(&self, account_id: i64, user_id: i64, kind: &str, id_hash: &[u8], now: i64) -> StoreResult<Option<U2fSessionRow>> {
+        let (kind, h) = (kind.to_string(), id_hash.to_vec());
+        self.write(move |c| one(c, q::CONSUME_U2F_SESSION, &[&h, &account_id, &user_id, &kind, &now], u2f_session_from)).await
+    }
+    async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
+        self.write(move |c| {
+            let mut n = 0u64;
+            for stmt in q::PURGE_EXPIRED {
+                n += exec(c, stmt, &[&now])? as u64;
+            }
+            Ok(n)
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditStore for SqliteStore {
+    async fn append_audit(&self, rows: &[AuditRow]) -> StoreResult<()> {
+        // One prepared single-row INSERT per row, inside the writer's batch transaction.
+        let rows = rows.to_vec();
+        self.write(move |c| {
+            let sql = q::insert_audit(1);
+            for a in &rows {
+                exec(
+                    c,
+                    &sql,
+                    &[&a.at_ms, &a.account_id, &a.account_name, &a.op, &a.username, &a.psn, &a.code, &a.source, &a.duration_us],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+    async fn list_audit(&self, account_id: Option<i64>, limit: i64) -> StoreResult<Vec<AuditRow>> {
+        self.read_long(move |c| match account_id {
+            Some(a) => all(c, q::LIST_AUDIT_OF, &[&a, &limit], audit_from),
+            None => all(c, q::LIST_AUDIT_ALL, &[&limit], audit_from),
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl DeliveryStore for SqliteStore {
+    async fn enqueue_code(&self, code: &SentCodeRow, msg: &OutboxRow, window_start: i64, limit: i64) -> StoreResult<Option<(i64, i64)>> {
+        let (code, msg) = (code.clone(), msg.clone());
+        // The writer serialises every write (and BEGIN IMMEDIATE holds the file's write lock against
+        // other processes), so the count and the insert cannot interleave with another send.
+        self.write(move |c| {
+            let n = returning_i64(c, q::COUNT_SENT, &[&code.account_id, &code.user_id, &window_start])?;
+            if n >= limit {
+                return Ok(None);
+            }
+            exec(c, q::TOUCH_USER_SEND, &[&code.account_id, &code.user_id, &msg.next_attempt_at])?;
+            let code_id = returning_i64(
+                c,
+                q::INSERT_SENT_CODE,
+                &[&code.account_id, &code.user_id, &code.device_id, &code.code_hash, &msg.next_attempt_at, &code.expires_at],
+            )?;
+            let msg_id = insert_outbox(c, &msg)?;
+            Ok(Some((code_id, msg_id)))
+        })
+        .await
+    }
+    async fn enqueue_message(&self, msg: &OutboxRow) -> StoreResult<i64> {
+        let msg = msg.clone();
+        self.write(move |c| insert_outbox(c, &msg)).await
+    }
+    async fn sent_codes(&self, account_id: i64, user_id: i64, since: i64) -> StoreResult<Vec<SentCodeRow>> {
+        self.read(|c| all(c, q::SENT_CODES, &[&account_id, &user_id, &since], sent_code_from))
+    }
+    async fn consume_sent_code(&self, id: i64) -> StoreResult<bool> {
+        self.write(move |c| Ok(exec(c, q::CONSUME_SENT_CODE, &[&id])? == 1)).await
+    }
+    async fn claim_outbox(&self, now: i64, lease_until: i64, limit: i64) -> StoreResult<Vec<OutboxRow>> {
+        self.write(move |c| all(c, q::CLAIM_OUTBOX, &[&lease_until, &now, &limit], outbox_from)).await
+    }
+    async fn claim_outbox_one(&self, id: i64, now: i64, lease_until: i64) -> StoreResult<Option<OutboxRow>> {
+        self.write(move |c| one(c, q::CLAIM_OUTBOX_ONE, &[&lease_until, &id, &now], outbox_from)).await
+    }
+    async fn finish_outbox(&self, id: i64, state: &str, next_attempt_at: i64, error: &str) -> StoreResult<()> {
+        let sql = if q::finish_clears_body(state) { q::FINISH_OUTBOX_CLEAR } else { q::FINISH_OUTBOX };
+        let (state, error) = (state.to_string(), error.to_string());
+        self.write(move |c| exec(c, sql, &[&state, &next_attempt_at, &error, &id]).map(|_| ())).await
+    }
+    async fn outbox_by_id(&self, id: i64) -> StoreResult<Option<OutboxRow>> {
+        self.read(|c| one(c, q::OUTBOX_BY_ID, &[&id], outbox_from))
+    }
+}
