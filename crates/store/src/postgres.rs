@@ -2,8 +2,8 @@
 //! outbox is claimed with `FOR UPDATE SKIP LOCKED` so several nodes share the work. The SQL text is
 //! the one in `queries.rs`, shared with the SQLite backend.
 
-use crate::queries as q;
 use crate::map_err;
+use crate::queries as q;
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
@@ -146,16 +146,16 @@ where
     E: sqlx::Executor<'e, Database = sqlx::Postgres>,
 {
     let r = sqlx::query(q::INSERT_OUTBOX)
-    .bind(m.account_id)
-    .bind(&m.channel)
-    .bind(&m.recipient)
-    .bind(&m.subject)
-    .bind(&m.body)
-    .bind(m.next_attempt_at)
-    .bind(m.expires_at)
-    .fetch_one(e)
-    .await
-    .map_err(map_err)?;
+        .bind(m.account_id)
+        .bind(&m.channel)
+        .bind(&m.recipient)
+        .bind(&m.subject)
+        .bind(&m.body)
+        .bind(m.next_attempt_at)
+        .bind(m.expires_at)
+        .fetch_one(e)
+        .await
+        .map_err(map_err)?;
     r.try_get::<i64, _>("id").map_err(map_err)
 }
 
@@ -166,21 +166,11 @@ fn collect<T>(rows: Vec<PgRow>, f: fn(&PgRow) -> Result<T, sqlx::Error>) -> Stor
 #[async_trait]
 impl AccountStore for PgStore {
     async fn create_account(&self, name: &str, key_hash: &[u8], now: i64) -> StoreResult<AccountRow> {
-        let r = sqlx::query(q::CREATE_ACCOUNT)
-            .bind(name)
-            .bind(key_hash)
-            .bind(now)
-            .fetch_one(self.w())
-            .await
-            .map_err(map_err)?;
+        let r = sqlx::query(q::CREATE_ACCOUNT).bind(name).bind(key_hash).bind(now).fetch_one(self.w()).await.map_err(map_err)?;
         account_from(&r).map_err(map_err)
     }
     async fn account_by_name(&self, name: &str) -> StoreResult<Option<AccountRow>> {
-        let r = sqlx::query(q::ACCOUNT_BY_NAME)
-            .bind(name)
-            .fetch_optional(self.r())
-            .await
-            .map_err(map_err)?;
+        let r = sqlx::query(q::ACCOUNT_BY_NAME).bind(name).fetch_optional(self.r()).await.map_err(map_err)?;
         r.as_ref().map(account_from).transpose().map_err(map_err)
     }
     async fn list_accounts(&self) -> StoreResult<Vec<AccountRow>> {
@@ -200,12 +190,7 @@ impl AccountStore for PgStore {
         r.try_get::<i64, _>("n").map_err(map_err)
     }
     async fn add_facet(&self, account_id: i64, origin: &str) -> StoreResult<bool> {
-        let r = sqlx::query(q::ADD_FACET)
-            .bind(account_id)
-            .bind(origin)
-            .execute(self.w())
-            .await
-            .map_err(map_err)?;
+        let r = sqlx::query(q::ADD_FACET).bind(account_id).bind(origin).execute(self.w()).await.map_err(map_err)?;
         Ok(r.rows_affected() == 1)
     }
     async fn remove_facet(&self, account_id: i64, origin: &str) -> StoreResult<bool> {
@@ -235,20 +220,20 @@ impl AccountStore for PgStore {
 impl UserStore for PgStore {
     async fn create_user(&self, u: &UserRow, username_key: &str) -> StoreResult<i64> {
         let r = sqlx::query(q::CREATE_USER)
-        .bind(u.account_id)
-        .bind(&u.username)
-        .bind(username_key)
-        .bind(&u.first_name)
-        .bind(&u.last_name)
-        .bind(&u.mobile)
-        .bind(&u.email)
-        .bind(u.email.to_lowercase())
-        .bind(&u.password_hash)
-        .bind(u.status)
-        .bind(u.created_at)
-        .fetch_one(self.w())
-        .await
-        .map_err(map_err)?;
+            .bind(u.account_id)
+            .bind(&u.username)
+            .bind(username_key)
+            .bind(&u.first_name)
+            .bind(&u.last_name)
+            .bind(&u.mobile)
+            .bind(&u.email)
+            .bind(u.email.to_lowercase())
+            .bind(&u.password_hash)
+            .bind(u.status)
+            .bind(u.created_at)
+            .fetch_one(self.w())
+            .await
+            .map_err(map_err)?;
         r.try_get::<i64, _>("id").map_err(map_err)
     }
     async fn user_by_key(&self, account_id: i64, username_key: &str) -> StoreResult<Option<UserRow>> {
@@ -260,21 +245,19 @@ impl UserStore for PgStore {
         r.as_ref().map(user_from).transpose().map_err(map_err)
     }
     async fn update_user(&self, account_id: i64, user_id: i64, p: &UserPatch) -> StoreResult<bool> {
-        let r = sqlx::query(
-            q::UPDATE_USER,
-        )
-        .bind(&p.first_name)
-        .bind(&p.last_name)
-        .bind(&p.mobile)
-        .bind(&p.email)
-        .bind(p.email.as_ref().map(|e| e.to_lowercase()))
-        .bind(&p.password_hash)
-        .bind(p.status)
-        .bind(account_id)
-        .bind(user_id)
-        .execute(self.w())
-        .await
-        .map_err(map_err)?;
+        let r = sqlx::query(q::UPDATE_USER)
+            .bind(&p.first_name)
+            .bind(&p.last_name)
+            .bind(&p.mobile)
+            .bind(&p.email)
+            .bind(p.email.as_ref().map(|e| e.to_lowercase()))
+            .bind(&p.password_hash)
+            .bind(p.status)
+            .bind(account_id)
+            .bind(user_id)
+            .execute(self.w())
+            .await
+            .map_err(map_err)?;
         Ok(r.rows_affected() == 1)
     }
     async fn delete_user(&self, account_id: i64, user_id: i64, username_key: &str, remove_related: bool) -> StoreResult<bool> {
@@ -284,12 +267,7 @@ impl UserStore for PgStore {
         }
         let r = sqlx::query(q::DELETE_USER).bind(account_id).bind(user_id).execute(&mut *tx).await.map_err(map_err)?;
         if remove_related {
-            sqlx::query(q::DELETE_USER_AUDIT)
-                .bind(account_id)
-                .bind(username_key)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+            sqlx::query(q::DELETE_USER_AUDIT).bind(account_id).bind(username_key).execute(&mut *tx).await.map_err(map_err)?;
         }
         tx.commit().await.map_err(map_err)?;
         Ok(r.rows_affected() == 1)
@@ -305,31 +283,31 @@ impl UserStore for PgStore {
 impl DeviceStore for PgStore {
     async fn create_device(&self, d: &DeviceRow) -> StoreResult<i64> {
         let r = sqlx::query(q::CREATE_DEVICE)
-        .bind(d.account_id)
-        .bind(d.user_id)
-        .bind(&d.psn)
-        .bind(d.device_type)
-        .bind(d.otp_type)
-        .bind(d.status)
-        .bind(i64::from(d.activated))
-        .bind(&d.seed)
-        .bind(&d.algorithm)
-        .bind(d.digits)
-        .bind(d.time_step)
-        .bind(d.counter)
-        .bind(d.drift)
-        .bind(d.window_size)
-        .bind(d.time_drift)
-        .bind(&d.key_handle)
-        .bind(&d.public_key)
-        .bind(&d.app_id)
-        .bind(&d.key_name)
-        .bind(d.u2f_counter)
-        .bind(&d.attestation)
-        .bind(d.created_at)
-        .fetch_one(self.w())
-        .await
-        .map_err(map_err)?;
+            .bind(d.account_id)
+            .bind(d.user_id)
+            .bind(&d.psn)
+            .bind(d.device_type)
+            .bind(d.otp_type)
+            .bind(d.status)
+            .bind(i64::from(d.activated))
+            .bind(&d.seed)
+            .bind(&d.algorithm)
+            .bind(d.digits)
+            .bind(d.time_step)
+            .bind(d.counter)
+            .bind(d.drift)
+            .bind(d.window_size)
+            .bind(d.time_drift)
+            .bind(&d.key_handle)
+            .bind(&d.public_key)
+            .bind(&d.app_id)
+            .bind(&d.key_name)
+            .bind(d.u2f_counter)
+            .bind(&d.attestation)
+            .bind(d.created_at)
+            .fetch_one(self.w())
+            .await
+            .map_err(map_err)?;
         r.try_get::<i64, _>("id").map_err(map_err)
     }
     async fn device_by_psn(&self, account_id: i64, psn: &str) -> StoreResult<Option<DeviceRow>> {
@@ -345,11 +323,7 @@ impl DeviceStore for PgStore {
         collect(rows, device_from)
     }
     async fn assign_device(&self, account_id: i64, device_id: i64, user_id: Option<i64>, only_if_unassigned: bool) -> StoreResult<bool> {
-        let sql = if only_if_unassigned {
-            q::ASSIGN_DEVICE_IF_FREE
-        } else {
-            q::ASSIGN_DEVICE
-        };
+        let sql = if only_if_unassigned { q::ASSIGN_DEVICE_IF_FREE } else { q::ASSIGN_DEVICE };
         let r = sqlx::query(sql).bind(user_id).bind(account_id).bind(device_id).execute(self.w()).await.map_err(map_err)?;
         Ok(r.rows_affected() == 1)
     }
@@ -358,11 +332,7 @@ impl DeviceStore for PgStore {
         Ok(r.rows_affected() == 1)
     }
     async fn set_device_status(&self, account_id: i64, device_id: i64, status: i64) -> StoreResult<bool> {
-        let sql = if status == 0 {
-            q::ENABLE_DEVICE
-        } else {
-            q::SET_DEVICE_STATUS
-        };
+        let sql = if status == 0 { q::ENABLE_DEVICE } else { q::SET_DEVICE_STATUS };
         let r = sqlx::query(sql).bind(status).bind(account_id).bind(device_id).execute(self.w()).await.map_err(map_err)?;
         Ok(r.rows_affected() == 1)
     }
@@ -371,23 +341,18 @@ impl DeviceStore for PgStore {
     }
     async fn otp_resync(&self, device_id: i64, matched: i64, new_counter: i64, drift: i64) -> StoreResult<bool> {
         let r = sqlx::query(q::OTP_RESYNC)
-        .bind(new_counter)
-        .bind(drift)
-        .bind(device_id)
-        .bind(matched)
-        .execute(self.w())
-        .await
-        .map_err(map_err)?;
+            .bind(new_counter)
+            .bind(drift)
+            .bind(device_id)
+            .bind(matched)
+            .execute(self.w())
+            .await
+            .map_err(map_err)?;
         Ok(r.rows_affected() == 1)
     }
     async fn otp_fail(&self, device_id: i64, max_failures: i64, lock_until: i64) -> StoreResult<i64> {
-        let r = sqlx::query(q::OTP_FAIL)
-        .bind(max_failures)
-        .bind(lock_until)
-        .bind(device_id)
-        .fetch_optional(self.w())
-        .await
-        .map_err(map_err)?;
+        let r =
+            sqlx::query(q::OTP_FAIL).bind(max_failures).bind(lock_until).bind(device_id).fetch_optional(self.w()).await.map_err(map_err)?;
         match r {
             Some(r) => r.try_get::<i64, _>("fail_count").map_err(map_err),
             None => Ok(0),
@@ -395,18 +360,18 @@ impl DeviceStore for PgStore {
     }
     async fn u2f_bind(&self, d: &DeviceRow) -> StoreResult<bool> {
         let r = sqlx::query(q::U2F_BIND)
-        .bind(&d.key_handle)
-        .bind(&d.public_key)
-        .bind(&d.app_id)
-        .bind(&d.key_name)
-        .bind(d.u2f_counter)
-        .bind(&d.attestation)
-        .bind(d.user_id)
-        .bind(d.account_id)
-        .bind(d.id)
-        .execute(self.w())
-        .await
-        .map_err(map_err)?;
+            .bind(&d.key_handle)
+            .bind(&d.public_key)
+            .bind(&d.app_id)
+            .bind(&d.key_name)
+            .bind(d.u2f_counter)
+            .bind(&d.attestation)
+            .bind(d.user_id)
+            .bind(d.account_id)
+            .bind(d.id)
+            .execute(self.w())
+            .await
+            .map_err(map_err)?;
         Ok(r.rows_affected() == 1)
     }
     async fn u2f_counter_advance(&self, device_id: i64, counter: i64) -> StoreResult<bool> {
@@ -429,20 +394,20 @@ impl DeviceStore for PgStore {
         let mut tx = self.w().begin().await.map_err(map_err)?;
         for d in devices {
             sqlx::query(q::IMPORT_DEVICE)
-            .bind(d.account_id)
-            .bind(&d.psn)
-            .bind(d.device_type)
-            .bind(d.otp_type)
-            .bind(i64::from(d.activated))
-            .bind(&d.seed)
-            .bind(&d.algorithm)
-            .bind(d.digits)
-            .bind(d.time_step)
-            .bind(d.counter)
-            .bind(d.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+                .bind(d.account_id)
+                .bind(&d.psn)
+                .bind(d.device_type)
+                .bind(d.otp_type)
+                .bind(i64::from(d.activated))
+                .bind(&d.seed)
+                .bind(&d.algorithm)
+                .bind(d.digits)
+                .bind(d.time_step)
+                .bind(d.counter)
+                .bind(d.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
         }
         tx.commit().await.map_err(map_err)?;
         Ok(devices.len())
@@ -465,13 +430,8 @@ impl SessionStore for PgStore {
         Ok(())
     }
     async fn session_token(&self, account_id: i64, token_hash: &[u8], now: i64) -> StoreResult<Option<SessionTokenRow>> {
-        let r = sqlx::query(q::SESSION_TOKEN)
-            .bind(token_hash)
-            .bind(account_id)
-            .bind(now)
-            .fetch_optional(self.r())
-            .await
-            .map_err(map_err)?;
+        let r =
+            sqlx::query(q::SESSION_TOKEN).bind(token_hash).bind(account_id).bind(now).fetch_optional(self.r()).await.map_err(map_err)?;
         r.map(|r| -> Result<SessionTokenRow, sqlx::Error> {
             Ok(SessionTokenRow {
                 account_id: r.try_get("account_id")?,
@@ -485,13 +445,8 @@ impl SessionStore for PgStore {
         .map_err(map_err)
     }
     async fn delete_session_token(&self, account_id: i64, token_hash: &[u8], now: i64) -> StoreResult<bool> {
-        let r = sqlx::query(q::DELETE_SESSION_TOKEN)
-            .bind(token_hash)
-            .bind(account_id)
-            .bind(now)
-            .execute(self.w())
-            .await
-            .map_err(map_err)?;
+        let r =
+            sqlx::query(q::DELETE_SESSION_TOKEN).bind(token_hash).bind(account_id).bind(now).execute(self.w()).await.map_err(map_err)?;
         Ok(r.rows_affected() == 1)
     }
     async fn create_u2f_session(&self, id_hash: &[u8], s: &U2fSessionRow) -> StoreResult<()> {
@@ -510,16 +465,23 @@ impl SessionStore for PgStore {
             .map_err(map_err)?;
         Ok(())
     }
-    async fn consume_u2f_session(&self, account_id: i64, user_id: i64, kind: &str, id_hash: &[u8], now: i64) -> StoreResult<Option<U2fSessionRow>> {
+    async fn consume_u2f_session(
+        &self,
+        account_id: i64,
+        user_id: i64,
+        kind: &str,
+        id_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<Option<U2fSessionRow>> {
         let r = sqlx::query(q::CONSUME_U2F_SESSION)
-        .bind(id_hash)
-        .bind(account_id)
-        .bind(user_id)
-        .bind(kind)
-        .bind(now)
-        .fetch_optional(self.w())
-        .await
-        .map_err(map_err)?;
+            .bind(id_hash)
+            .bind(account_id)
+            .bind(user_id)
+            .bind(kind)
+            .bind(now)
+            .fetch_optional(self.w())
+            .await
+            .map_err(map_err)?;
         r.map(|r| -> Result<U2fSessionRow, sqlx::Error> {
             Ok(U2fSessionRow {
                 account_id: r.try_get("account_id")?,
@@ -571,12 +533,8 @@ impl AuditStore for PgStore {
     }
     async fn list_audit(&self, account_id: Option<i64>, limit: i64) -> StoreResult<Vec<AuditRow>> {
         let rows = match account_id {
-            Some(a) => {
-                sqlx::query(q::LIST_AUDIT_OF).bind(a).bind(limit).fetch_all(self.r()).await
-            }
-            None => {
-                sqlx::query(q::LIST_AUDIT_ALL).bind(limit).fetch_all(self.r()).await
-            }
+            Some(a) => sqlx::query(q::LIST_AUDIT_OF).bind(a).bind(limit).fetch_all(self.r()).await,
+            None => sqlx::query(q::LIST_AUDIT_ALL).bind(limit).fetch_all(self.r()).await,
         }
         .map_err(map_err)?;
         collect(rows, audit_from)
@@ -609,17 +567,17 @@ impl DeliveryStore for PgStore {
             return Ok(None);
         }
         let code_id: i64 = sqlx::query(q::INSERT_SENT_CODE)
-        .bind(c.account_id)
-        .bind(c.user_id)
-        .bind(c.device_id)
-        .bind(&c.code_hash)
-        .bind(m.next_attempt_at)
-        .bind(c.expires_at)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .try_get("id")
-        .map_err(map_err)?;
+            .bind(c.account_id)
+            .bind(c.user_id)
+            .bind(c.device_id)
+            .bind(&c.code_hash)
+            .bind(m.next_attempt_at)
+            .bind(c.expires_at)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .try_get("id")
+            .map_err(map_err)?;
         let msg_id = insert_outbox(&mut *tx, m).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(Some((code_id, msg_id)))
@@ -629,13 +587,7 @@ impl DeliveryStore for PgStore {
         insert_outbox(&mut *conn, m).await
     }
     async fn sent_codes(&self, account_id: i64, user_id: i64, since: i64) -> StoreResult<Vec<SentCodeRow>> {
-        let rows = sqlx::query(q::SENT_CODES)
-        .bind(account_id)
-        .bind(user_id)
-        .bind(since)
-        .fetch_all(self.r())
-        .await
-        .map_err(map_err)?;
+        let rows = sqlx::query(q::SENT_CODES).bind(account_id).bind(user_id).bind(since).fetch_all(self.r()).await.map_err(map_err)?;
         rows.iter()
             .map(|r| -> Result<SentCodeRow, sqlx::Error> {
                 Ok(SentCodeRow {
@@ -656,7 +608,8 @@ impl DeliveryStore for PgStore {
         Ok(r.rows_affected() == 1)
     }
     async fn claim_outbox(&self, now: i64, lease_until: i64, limit: i64) -> StoreResult<Vec<OutboxRow>> {
-        let rows = sqlx::query(q::CLAIM_OUTBOX_SKIP_LOCKED).bind(lease_until).bind(now).bind(limit).fetch_all(self.w()).await.map_err(map_err)?;
+        let rows =
+            sqlx::query(q::CLAIM_OUTBOX_SKIP_LOCKED).bind(lease_until).bind(now).bind(limit).fetch_all(self.w()).await.map_err(map_err)?;
         collect(rows, outbox_from)
     }
     async fn claim_outbox_one(&self, id: i64, now: i64, lease_until: i64) -> StoreResult<Option<OutboxRow>> {

@@ -77,7 +77,8 @@ pub(crate) const CREATE_DEVICE: &str = "INSERT INTO devices (account_id, user_id
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) RETURNING id";
 pub(crate) const DEVICE_BY_PSN: &str = concat!("SELECT ", device_cols!(), " FROM devices WHERE account_id = $1 AND psn = $2");
 pub(crate) const DEVICE_BY_ID: &str = concat!("SELECT ", device_cols!(), " FROM devices WHERE account_id = $1 AND id = $2");
-pub(crate) const DEVICES_OF_USER: &str = concat!("SELECT ", device_cols!(), " FROM devices WHERE account_id = $1 AND user_id = $2 ORDER BY id");
+pub(crate) const DEVICES_OF_USER: &str =
+    concat!("SELECT ", device_cols!(), " FROM devices WHERE account_id = $1 AND user_id = $2 ORDER BY id");
 pub(crate) const ASSIGN_DEVICE_IF_FREE: &str =
     "UPDATE devices SET user_id = $1 WHERE account_id = $2 AND id = $3 AND (user_id IS NULL OR user_id = $1)";
 pub(crate) const ASSIGN_DEVICE: &str = "UPDATE devices SET user_id = $1 WHERE account_id = $2 AND id = $3";
@@ -108,7 +109,8 @@ pub(crate) const CREATE_SESSION_TOKEN: &str =
 pub(crate) const SESSION_TOKEN: &str = "SELECT account_id, user_id, token_type, created_at, expires_at FROM session_tokens WHERE token_hash = $1 AND account_id = $2 AND expires_at > $3";
 pub(crate) const DELETE_SESSION_TOKEN: &str = "DELETE FROM session_tokens WHERE token_hash = $1 AND account_id = $2 AND expires_at > $3";
 pub(crate) const CREATE_U2F_SESSION: &str = "INSERT INTO u2f_sessions (id_hash, account_id, user_id, kind, app_id, challenge, device_ids, target_device, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-pub(crate) const CONSUME_U2F_SESSION: &str = "DELETE FROM u2f_sessions WHERE id_hash = $1 AND account_id = $2 AND user_id = $3 AND kind = $4 AND expires_at > $5 \
+pub(crate) const CONSUME_U2F_SESSION: &str =
+    "DELETE FROM u2f_sessions WHERE id_hash = $1 AND account_id = $2 AND user_id = $3 AND kind = $4 AND expires_at > $5 \
      RETURNING account_id, user_id, kind, app_id, challenge, device_ids, target_device, expires_at";
 /// `purge_expired`, each bound to (now).
 pub(crate) const PURGE_EXPIRED: [&str; 3] = [

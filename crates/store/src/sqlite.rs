@@ -223,7 +223,9 @@ fn run_job(job: Job, conn: Option<&Connection>) -> Done {
 pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
     use rusqlite::ffi::{SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE};
     match &e {
-        rusqlite::Error::SqliteFailure(f, _) if f.extended_code == SQLITE_CONSTRAINT_UNIQUE || f.extended_code == SQLITE_CONSTRAINT_PRIMARYKEY => {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == SQLITE_CONSTRAINT_UNIQUE || f.extended_code == SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
             StoreError::Conflict
         }
         _ => StoreError::Other(e.to_string()),
@@ -404,11 +406,7 @@ fn sent_code_from(r: &Row<'_>) -> rusqlite::Result<SentCodeRow> {
 }
 
 fn insert_outbox(c: &Connection, m: &OutboxRow) -> rusqlite::Result<i64> {
-    returning_i64(
-        c,
-        q::INSERT_OUTBOX,
-        &[&m.account_id, &m.channel, &m.recipient, &m.subject, &m.body, &m.next_attempt_at, &m.expires_at],
-    )
+    returning_i64(c, q::INSERT_OUTBOX, &[&m.account_id, &m.channel, &m.recipient, &m.subject, &m.body, &m.next_attempt_at, &m.expires_at])
 }
 
 #[async_trait::async_trait]
@@ -676,7 +674,14 @@ impl SessionStore for SqliteStore {
         })
         .await
     }
-    async fn consume_u2f_session(&self, account_id: i64, user_id: i64, kind: &str, id_hash: &[u8], now: i64) -> StoreResult<Option<U2fSessionRow>> {
+    async fn consume_u2f_session(
+        &self,
+        account_id: i64,
+        user_id: i64,
+        kind: &str,
+        id_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<Option<U2fSessionRow>> {
         let (kind, h) = (kind.to_string(), id_hash.to_vec());
         self.write(move |c| one(c, q::CONSUME_U2F_SESSION, &[&h, &account_id, &user_id, &kind, &now], u2f_session_from)).await
     }
@@ -700,11 +705,7 @@ impl AuditStore for SqliteStore {
         self.write(move |c| {
             let sql = q::insert_audit(1);
             for a in &rows {
-                exec(
-                    c,
-                    &sql,
-                    &[&a.at_ms, &a.account_id, &a.account_name, &a.op, &a.username, &a.psn, &a.code, &a.source, &a.duration_us],
-                )?;
+                exec(c, &sql, &[&a.at_ms, &a.account_id, &a.account_name, &a.op, &a.username, &a.psn, &a.code, &a.source, &a.duration_us])?;
             }
             Ok(())
         })

@@ -743,31 +743,39 @@ async fn check_device_code(svc: &Service, d: &DeviceRow, otp: &str, now: i64) ->
         let current = i64::try_from(totp_step(u64::try_from(now).unwrap_or(0), step, 0)).map_err(|_| overflow())?;
         let center = current.saturating_add(d.drift).max(0);
         let tol = u64::try_from(tolerance).unwrap_or(0);
-        // Look as far behind (for replay detection) as the window reaches, beyond the window itself.
-        let found = find_step(&seed, alg, digits, otp, u64::try_from(center).unwrap_or(0), tol.saturating_mul(2), tol);
-        let invalid = || DeviceCheck::Invalid(otp_invalid("TIME", &d.psn, tolerance));
-        let Some(m) = found else { return Ok(invalid()) };
+        // Fresh steps first: a code that also happens to equal an already used step's code (one in
+        // a million per step) must still be accepted. Only when no fresh step matches is it looked for
+        // behind the last accepted step (as far back as twice the window) to tell a replay apart.
+        let lo = counter.max(center - tolerance).max(0);
+        let hi = center.saturating_add(tolerance);
+        let fresh = if lo > hi {
+            None
+        } else if lo <= center {
+            find_step(&seed, alg, digits, otp, u64::try_from(center).unwrap_or(0), u64::try_from(center - lo).unwrap_or(0), tol)
+        } else {
+            find_counter(&seed, alg, digits, otp, u64::try_from(lo).unwrap_or(0), u64::try_from(hi - lo).unwrap_or(0))
+        };
+        let Some(m) = fresh else {
+            let back = (center - 2 * tolerance).max(0);
+            let replayed = counter > back
+                && find_counter(&seed, alg, digits, otp, u64::try_from(back).unwrap_or(0), u64::try_from(counter - 1 - back).unwrap_or(0))
+                    .is_some();
+            return Ok(if replayed { DeviceCheck::Replayed } else { DeviceCheck::Invalid(otp_invalid("TIME", &d.psn, tolerance)) });
+        };
         let m = i64::try_from(m).map_err(|_| overflow())?;
-        if m < counter {
-            return Ok(DeviceCheck::Replayed);
-        }
-        if m < center - tolerance {
-            return Ok(invalid());
-        }
         let accepted = svc.store.otp_accept(d.id, m, m + 1, m - current).await?;
         Ok(if accepted { DeviceCheck::Accepted } else { DeviceCheck::Replayed })
     } else {
         let window = d.window_size.unwrap_or(svc.settings.otp.hotp_window).clamp(0, WINDOW_SIZE_MAX.max(svc.settings.otp.hotp_window));
         let w = u64::try_from(window).unwrap_or(0);
-        let from = counter_u.saturating_sub(w);
-        let to = counter_u.saturating_add(w);
-        let Some(m) = find_counter(&seed, alg, digits, otp, from, to - from) else {
-            return Ok(DeviceCheck::Invalid(otp_invalid("EVENT", &d.psn, window)));
+        // The look-ahead first (see the TOTP case: a fresh code that equals a used one must pass), then
+        // behind the counter, as far as the window reaches, to tell a replay apart.
+        let Some(m) = find_counter(&seed, alg, digits, otp, counter_u, w) else {
+            let from = counter_u.saturating_sub(w);
+            let replayed = counter_u > from && find_counter(&seed, alg, digits, otp, from, counter_u - 1 - from).is_some();
+            return Ok(if replayed { DeviceCheck::Replayed } else { DeviceCheck::Invalid(otp_invalid("EVENT", &d.psn, window)) });
         };
         let m = i64::try_from(m).map_err(|_| overflow())?;
-        if m < counter {
-            return Ok(DeviceCheck::Replayed);
-        }
         let accepted = svc.store.otp_accept(d.id, m, m + 1, d.drift).await?;
         Ok(if accepted { DeviceCheck::Accepted } else { DeviceCheck::Replayed })
     }

@@ -127,6 +127,33 @@ async fn hotp_replay_and_window(b: Backend) {
 }
 api_test!(hotp_replay_and_window);
 
+/// A fresh code that happens to equal the code of an already used counter (a 6-digit code repeats
+/// about once in a million counters) is accepted, not refused as a replay.
+async fn hotp_code_equal_to_a_used_one_is_accepted(b: Backend) {
+    // A seed whose codes for two counters c1 < c2 <= c1 + 10 within 0..=30 are equal.
+    let (seed, c1, c2) = (0u32..)
+        .find_map(|i| {
+            let seed = format!("tessera-collision-{i}").into_bytes();
+            let codes: Vec<String> = (0..=30u64).map(|c| hotp(&seed, c)).collect();
+            (0..codes.len())
+                .find_map(|a| ((a + 1)..codes.len().min(a + 11)).find(|&z| codes[a] == codes[z]).map(|z| (a as u64, z as u64)))
+                .map(|(a, z)| (seed.clone(), a, z))
+        })
+        .expect("some seed has a collision");
+    let app = spawn_app(b).await;
+    add_user(&app, "dora").await;
+    let (_, psn) = add_device(&app, json!({"username": "dora", "secretKeyHex": hex::encode(&seed)})).await;
+    for c in 0..=c1 {
+        assert_code(&validate(&app, "dora", json!(hotp(&seed, c)), &psn).await, 0);
+    }
+    // counter c1 is used; the code of c2 equals it, and c2 is fresh
+    assert_eq!(hotp(&seed, c1), hotp(&seed, c2));
+    assert_code(&validate(&app, "dora", json!(hotp(&seed, c2)), &psn).await, 0);
+    // now it is used too
+    assert_code(&validate(&app, "dora", json!(hotp(&seed, c2)), &psn).await, 9002);
+}
+api_test!(hotp_code_equal_to_a_used_one_is_accepted);
+
 async fn lockout_after_ten_failures(b: Backend) {
     let app = spawn_app(b).await;
     add_user(&app, "dave").await;
