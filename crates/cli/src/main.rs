@@ -104,6 +104,11 @@ enum AuditCmd {
     },
 }
 
+/// mimalloc: the request path allocates many small short-lived buffers from both runtime threads,
+/// which it serves with less contention and fewer instructions than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {

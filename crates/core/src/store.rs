@@ -105,6 +105,9 @@ pub struct SessionTokenRow {
     pub token_type: i64,
     pub created_at: i64,
     pub expires_at: i64,
+    /// The owner's case-folded username, filled in by `session_token` (read in the same query);
+    /// ignored by `create_session_token`.
+    pub owner_key: String,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -21,6 +21,10 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// The same allocator as `tessera` (crates/cli/src/main.rs), so the ceiling is measured like the server.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::io::Result<()> {
     let addr = std::env::args().nth(1).or_else(|| std::env::var("HELLO_LISTEN").ok()).unwrap_or_else(|| "127.0.0.1:18081".to_string());
     // The same runtime flavour as `tessera serve` (multi-thread, one worker per core).

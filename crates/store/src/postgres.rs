@@ -439,6 +439,7 @@ impl SessionStore for PgStore {
                 token_type: r.try_get("token_type")?,
                 created_at: r.try_get("created_at")?,
                 expires_at: r.try_get("expires_at")?,
+                owner_key: r.try_get("username_key")?,
             })
         })
         .transpose()

@@ -106,7 +106,9 @@ pub(crate) const IMPORT_DEVICE: &str = "INSERT INTO devices (account_id, user_id
 // session tokens, U2F ceremonies
 pub(crate) const CREATE_SESSION_TOKEN: &str =
     "INSERT INTO session_tokens (token_hash, account_id, user_id, token_type, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)";
-pub(crate) const SESSION_TOKEN: &str = "SELECT account_id, user_id, token_type, created_at, expires_at FROM session_tokens WHERE token_hash = $1 AND account_id = $2 AND expires_at > $3";
+/// The token and its owner's username key, in one read.
+pub(crate) const SESSION_TOKEN: &str = "SELECT t.account_id, t.user_id, t.token_type, t.created_at, t.expires_at, u.username_key \
+     FROM session_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1 AND t.account_id = $2 AND t.expires_at > $3";
 pub(crate) const DELETE_SESSION_TOKEN: &str = "DELETE FROM session_tokens WHERE token_hash = $1 AND account_id = $2 AND expires_at > $3";
 pub(crate) const CREATE_U2F_SESSION: &str = "INSERT INTO u2f_sessions (id_hash, account_id, user_id, kind, app_id, challenge, device_ids, target_device, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 pub(crate) const CONSUME_U2F_SESSION: &str =

@@ -282,126 +282,125 @@ fn returning_i64(c: &Connection, sql: &str, args: &[&dyn ToSql]) -> rusqlite::Re
     one(c, sql, args, |r| r.get(0))?.ok_or(rusqlite::Error::QueryReturnedNoRows)
 }
 
+// Row mappers read columns by position, in the order of the column lists in `queries.rs`
+// (`account_cols!`, `user_cols!`, `device_cols!`, `outbox_cols!`, `audit_cols!`, and the
+// session-token, ceremony and sent-code SELECTs); the conformance suite checks every field.
+
 fn account_from(r: &Row<'_>) -> rusqlite::Result<AccountRow> {
-    Ok(AccountRow {
-        id: r.get("id")?,
-        name: r.get("name")?,
-        key_hash: r.get("key_hash")?,
-        enabled: r.get::<_, i64>("enabled")? != 0,
-        created_at: r.get("created_at")?,
-    })
+    Ok(AccountRow { id: r.get(0)?, name: r.get(1)?, key_hash: r.get(2)?, enabled: r.get::<_, i64>(3)? != 0, created_at: r.get(4)? })
 }
 
 fn user_from(r: &Row<'_>) -> rusqlite::Result<UserRow> {
     Ok(UserRow {
-        id: r.get("id")?,
-        account_id: r.get("account_id")?,
-        username: r.get("username")?,
-        first_name: r.get("first_name")?,
-        last_name: r.get("last_name")?,
-        mobile: r.get("mobile")?,
-        email: r.get("email")?,
-        password_hash: r.get("password_hash")?,
-        status: r.get("status")?,
-        created_at: r.get("created_at")?,
-        last_code_at: r.get("last_code_at")?,
+        id: r.get(0)?,
+        account_id: r.get(1)?,
+        username: r.get(2)?,
+        first_name: r.get(3)?,
+        last_name: r.get(4)?,
+        mobile: r.get(5)?,
+        email: r.get(6)?,
+        password_hash: r.get(7)?,
+        status: r.get(8)?,
+        created_at: r.get(9)?,
+        last_code_at: r.get(10)?,
     })
 }
 
 fn device_from(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
     Ok(DeviceRow {
-        id: r.get("id")?,
-        account_id: r.get("account_id")?,
-        user_id: r.get("user_id")?,
-        psn: r.get("psn")?,
-        device_type: r.get("device_type")?,
-        otp_type: r.get("otp_type")?,
-        status: r.get("status")?,
-        activated: r.get::<_, i64>("activated")? != 0,
-        seed: r.get("seed")?,
-        algorithm: r.get("algorithm")?,
-        digits: r.get("digits")?,
-        time_step: r.get("time_step")?,
-        counter: r.get("counter")?,
-        drift: r.get("drift")?,
-        window_size: r.get("window_size")?,
-        time_drift: r.get("time_drift")?,
-        fail_count: r.get("fail_count")?,
-        locked_until: r.get("locked_until")?,
-        key_handle: r.get("key_handle")?,
-        public_key: r.get("public_key")?,
-        app_id: r.get("app_id")?,
-        key_name: r.get("key_name")?,
-        u2f_counter: r.get("u2f_counter")?,
-        attestation: r.get("attestation")?,
-        flagged: r.get::<_, i64>("flagged")? != 0,
-        created_at: r.get("created_at")?,
+        id: r.get(0)?,
+        account_id: r.get(1)?,
+        user_id: r.get(2)?,
+        psn: r.get(3)?,
+        device_type: r.get(4)?,
+        otp_type: r.get(5)?,
+        status: r.get(6)?,
+        activated: r.get::<_, i64>(7)? != 0,
+        seed: r.get(8)?,
+        algorithm: r.get(9)?,
+        digits: r.get(10)?,
+        time_step: r.get(11)?,
+        counter: r.get(12)?,
+        drift: r.get(13)?,
+        window_size: r.get(14)?,
+        time_drift: r.get(15)?,
+        fail_count: r.get(16)?,
+        locked_until: r.get(17)?,
+        key_handle: r.get(18)?,
+        public_key: r.get(19)?,
+        app_id: r.get(20)?,
+        key_name: r.get(21)?,
+        u2f_counter: r.get(22)?,
+        attestation: r.get(23)?,
+        flagged: r.get::<_, i64>(24)? != 0,
+        created_at: r.get(25)?,
     })
 }
 
 fn outbox_from(r: &Row<'_>) -> rusqlite::Result<OutboxRow> {
     Ok(OutboxRow {
-        id: r.get("id")?,
-        account_id: r.get("account_id")?,
-        channel: r.get("channel")?,
-        recipient: r.get("recipient")?,
-        body: r.get("body")?,
-        subject: r.get("subject")?,
-        attempts: r.get("attempts")?,
-        next_attempt_at: r.get("next_attempt_at")?,
-        expires_at: r.get("expires_at")?,
-        state: r.get("state")?,
-        last_error: r.get("last_error")?,
+        id: r.get(0)?,
+        account_id: r.get(1)?,
+        channel: r.get(2)?,
+        recipient: r.get(3)?,
+        body: r.get(4)?,
+        subject: r.get(5)?,
+        attempts: r.get(6)?,
+        next_attempt_at: r.get(7)?,
+        expires_at: r.get(8)?,
+        state: r.get(9)?,
+        last_error: r.get(10)?,
     })
 }
 
 fn audit_from(r: &Row<'_>) -> rusqlite::Result<AuditRow> {
     Ok(AuditRow {
-        id: r.get("id")?,
-        at_ms: r.get("at_ms")?,
-        account_id: r.get("account_id")?,
-        account_name: r.get("account_name")?,
-        op: r.get("op")?,
-        username: r.get("username")?,
-        psn: r.get("psn")?,
-        code: r.get("code")?,
-        source: r.get("source")?,
-        duration_us: r.get("duration_us")?,
+        id: r.get(0)?,
+        at_ms: r.get(1)?,
+        account_id: r.get(2)?,
+        account_name: r.get(3)?,
+        op: r.get(4)?,
+        username: r.get(5)?,
+        psn: r.get(6)?,
+        code: r.get(7)?,
+        source: r.get(8)?,
+        duration_us: r.get(9)?,
     })
 }
 
 fn session_token_from(r: &Row<'_>) -> rusqlite::Result<SessionTokenRow> {
     Ok(SessionTokenRow {
-        account_id: r.get("account_id")?,
-        user_id: r.get("user_id")?,
-        token_type: r.get("token_type")?,
-        created_at: r.get("created_at")?,
-        expires_at: r.get("expires_at")?,
+        account_id: r.get(0)?,
+        user_id: r.get(1)?,
+        token_type: r.get(2)?,
+        created_at: r.get(3)?,
+        expires_at: r.get(4)?,
+        owner_key: r.get(5)?,
     })
 }
 
 fn u2f_session_from(r: &Row<'_>) -> rusqlite::Result<U2fSessionRow> {
     Ok(U2fSessionRow {
-        account_id: r.get("account_id")?,
-        user_id: r.get("user_id")?,
-        kind: r.get("kind")?,
-        app_id: r.get("app_id")?,
-        challenge: r.get("challenge")?,
-        device_ids: q::text_to_ids(&r.get::<_, String>("device_ids")?),
-        target_device: r.get("target_device")?,
-        expires_at: r.get("expires_at")?,
+        account_id: r.get(0)?,
+        user_id: r.get(1)?,
+        kind: r.get(2)?,
+        app_id: r.get(3)?,
+        challenge: r.get(4)?,
+        device_ids: q::text_to_ids(&r.get::<_, String>(5)?),
+        target_device: r.get(6)?,
+        expires_at: r.get(7)?,
     })
 }
 
 fn sent_code_from(r: &Row<'_>) -> rusqlite::Result<SentCodeRow> {
     Ok(SentCodeRow {
-        id: r.get("id")?,
-        account_id: r.get("account_id")?,
-        user_id: r.get("user_id")?,
-        device_id: r.get("device_id")?,
-        code_hash: r.get("code_hash")?,
-        expires_at: r.get("expires_at")?,
-        used: r.get::<_, i64>("used")? != 0,
+        id: r.get(0)?,
+        account_id: r.get(1)?,
+        user_id: r.get(2)?,
+        device_id: r.get(3)?,
+        code_hash: r.get(4)?,
+        expires_at: r.get(5)?,
+        used: r.get::<_, i64>(6)? != 0,
     })
 }
 

@@ -186,9 +186,12 @@ async fn ceremonies_tokens_and_codes_are_consumed_once(s: Arc<dyn Store>) {
     s.create_u2f_session(b"old", &U2fSessionRow { expires_at: 10, ..row.clone() }).await.expect("old");
     assert!(s.consume_u2f_session(aid, uid, "sign", b"old", 50).await.expect("q").is_none(), "expired");
 
-    let tok = SessionTokenRow { account_id: aid, user_id: uid, token_type: 0, created_at: 1, expires_at: 100 };
+    let tok = SessionTokenRow { account_id: aid, user_id: uid, token_type: 0, created_at: 1, expires_at: 100, owner_key: String::new() };
     s.create_session_token(b"th", &tok).await.expect("token");
-    assert!(s.session_token(aid, b"th", 50).await.expect("q").is_some());
+    let found = s.session_token(aid, b"th", 50).await.expect("q").expect("the token is valid at 50");
+    assert_eq!((found.user_id, found.expires_at), (uid, 100));
+    let owner = s.user_by_id(aid, uid).await.expect("q").expect("user");
+    assert_eq!(found.owner_key, owner.username.to_lowercase(), "session_token names its owner");
     assert!(s.session_token(aid, b"th", 100).await.expect("q").is_none(), "expired at expires_at");
     assert!(s.session_token(aid + 1, b"th", 50).await.expect("q").is_none());
     assert!(s.delete_session_token(aid, b"th", 50).await.expect("del"));
@@ -276,7 +279,7 @@ async fn delete_user_cascades(s: Arc<dyn Store>) {
     let (aid, uid) = setup(&s).await;
     s.create_device(&device(aid, Some(uid), "SOFT")).await.expect("soft");
     let hw = s.create_device(&DeviceRow { device_type: 14, ..device(aid, Some(uid), "HARD") }).await.expect("hw");
-    let tok = SessionTokenRow { account_id: aid, user_id: uid, token_type: 0, created_at: 1, expires_at: 100 };
+    let tok = SessionTokenRow { account_id: aid, user_id: uid, token_type: 0, created_at: 1, expires_at: 100, owner_key: String::new() };
     s.create_session_token(b"t", &tok).await.expect("token");
     assert!(s.delete_user(aid, uid, "alice", true).await.expect("delete"));
     assert!(s.device_by_psn(aid, "SOFT").await.expect("q").is_none());
@@ -286,3 +289,137 @@ async fn delete_user_cascades(s: Arc<dyn Store>) {
     assert!(!s.delete_user(aid, uid, "alice", true).await.expect("delete again"));
 }
 conformance!(delete_user_cascades);
+
+/// Every column of every row type comes back as written, through each read that returns it.
+async fn every_field_round_trips(s: Arc<dyn Store>) {
+    let a = s.create_account("full", b"key-hash", 11).await.expect("account");
+    assert_eq!((a.name.as_str(), a.key_hash.as_slice(), a.enabled, a.created_at), ("full", &b"key-hash"[..], true, 11));
+    let got = s.account_by_name("full").await.expect("q").expect("account");
+    assert_eq!((got.id, got.name, got.key_hash, got.enabled, got.created_at), (a.id, a.name.clone(), a.key_hash.clone(), true, 11));
+    let u = UserRow {
+        id: 0,
+        account_id: a.id,
+        username: "Zed".into(),
+        first_name: "F".into(),
+        last_name: "L".into(),
+        mobile: "+15550100".into(),
+        email: "Zed@Example.org".into(),
+        password_hash: Some("$argon2id$x".into()),
+        status: 1,
+        created_at: 12,
+        last_code_at: 0,
+    };
+    let uid = s.create_user(&u, "zed").await.expect("user");
+    let user_fields = |x: &UserRow| {
+        (x.id, x.account_id, x.username.clone(), x.first_name.clone(), x.last_name.clone(), x.mobile.clone(), x.email.clone())
+    };
+    let want = UserRow { id: uid, ..u.clone() };
+    for got in [
+        s.user_by_key(a.id, "zed").await.expect("q").expect("user"),
+        s.user_by_id(a.id, uid).await.expect("q").expect("user"),
+        s.find_users(a.id, "%exam%", true, 5).await.expect("q").pop().expect("by email"),
+    ] {
+        assert_eq!(user_fields(&got), user_fields(&want));
+        assert_eq!((got.password_hash.clone(), got.status, got.created_at, got.last_code_at), (want.password_hash.clone(), 1, 12, 0));
+    }
+    let d = DeviceRow {
+        id: 0,
+        account_id: a.id,
+        user_id: Some(uid),
+        psn: "FULL-1".into(),
+        device_type: 13,
+        otp_type: 2,
+        status: 1,
+        activated: true,
+        seed: Some(vec![9, 8, 7]),
+        algorithm: "SHA256".into(),
+        digits: 8,
+        time_step: 60,
+        counter: 41,
+        drift: -2,
+        window_size: Some(7),
+        time_drift: Some(3),
+        fail_count: 0,
+        locked_until: 0,
+        key_handle: Some(vec![1, 1]),
+        public_key: Some(vec![2, 2]),
+        app_id: Some("https://app".into()),
+        key_name: Some("key".into()),
+        u2f_counter: 5,
+        attestation: Some(vec![3, 3]),
+        flagged: false,
+        created_at: 13,
+    };
+    let did = s.create_device(&d).await.expect("device");
+    let device_fields = |x: &DeviceRow| {
+        (
+            (x.id, x.account_id, x.user_id, x.psn.clone(), x.device_type, x.otp_type, x.status, x.activated),
+            (x.seed.clone(), x.algorithm.clone(), x.digits, x.time_step, x.counter, x.drift, x.window_size, x.time_drift),
+            (x.fail_count, x.locked_until, x.key_handle.clone(), x.public_key.clone(), x.app_id.clone(), x.key_name.clone()),
+            (x.u2f_counter, x.attestation.clone(), x.flagged, x.created_at),
+        )
+    };
+    let want = DeviceRow { id: did, ..d.clone() };
+    for got in [
+        s.device_by_id(a.id, did).await.expect("q").expect("device"),
+        s.device_by_psn(a.id, "FULL-1").await.expect("q").expect("device"),
+        s.devices_of_user(a.id, uid).await.expect("q").pop().expect("device"),
+        s.account_devices(a.id, 5).await.expect("q").pop().expect("device"),
+    ] {
+        assert_eq!(device_fields(&got), device_fields(&want));
+    }
+    s.otp_fail(did, 1, 99).await.expect("fail");
+    s.u2f_flag(did).await.expect("flag");
+    let got = s.device_by_id(a.id, did).await.expect("q").expect("device");
+    assert_eq!((got.fail_count, got.locked_until, got.flagged), (1, 99, true));
+    let row = AuditRow {
+        id: 0,
+        at_ms: 14,
+        account_id: Some(a.id),
+        account_name: "full".into(),
+        op: "validate_oath_otp".into(),
+        username: "Zed".into(),
+        psn: "FULL-1".into(),
+        code: 9003,
+        source: "10.0.0.1".into(),
+        duration_us: 15,
+    };
+    s.append_audit(std::slice::from_ref(&row)).await.expect("audit");
+    let got = s.list_audit(Some(a.id), 1).await.expect("q").pop().expect("audit row");
+    assert_eq!(
+        (got.at_ms, got.account_id, got.account_name, got.op, got.username, got.psn, got.code, got.source, got.duration_us),
+        (14, Some(a.id), row.account_name, row.op, row.username, row.psn, 9003, row.source, 15)
+    );
+    let m = OutboxRow {
+        id: 0,
+        account_id: a.id,
+        channel: "email".into(),
+        recipient: "zed@example.org".into(),
+        body: "body".into(),
+        subject: "subject".into(),
+        attempts: 0,
+        next_attempt_at: 16,
+        expires_at: 17,
+        state: String::new(),
+        last_error: String::new(),
+    };
+    let mid = s.enqueue_message(&m).await.expect("outbox");
+    let got = s.outbox_by_id(mid).await.expect("q").expect("message");
+    assert_eq!(
+        (
+            got.id,
+            got.account_id,
+            got.channel,
+            got.recipient,
+            got.body,
+            got.subject,
+            got.attempts,
+            got.next_attempt_at,
+            got.expires_at,
+            got.state,
+            got.last_error
+        ),
+        (mid, a.id, m.channel, m.recipient, m.body, m.subject, 0, 16, 17, "pending".to_string(), String::new())
+    );
+}
+conformance!(every_field_round_trips);

@@ -1,6 +1,6 @@
 //! Session tokens (decisions §9): 256-bit random, stored only as a SHA-256 hash, valid on every node.
 
-use super::users::{check_password, load_user};
+use super::users::{check_password, load_user, read_username, username_key};
 use super::{Caller, OpResult, Service};
 use crate::catalog::{f, Group, Kind::*, OpSpec};
 use crate::crypto;
@@ -85,7 +85,14 @@ async fn create(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
     let token = crypto::random_token();
     let now = svc.now();
     let expires_at = now + minutes * 60;
-    let row = SessionTokenRow { account_id: caller.account_id(), user_id: user.id, token_type, created_at: now, expires_at };
+    let row = SessionTokenRow {
+        account_id: caller.account_id(),
+        user_id: user.id,
+        token_type,
+        created_at: now,
+        expires_at,
+        owner_key: String::new(),
+    };
     svc.store.create_session_token(&crypto::secret_hash(&token), &row).await?;
     Ok(reply! {
         "sessionTokenId" => token,
@@ -94,22 +101,18 @@ async fn create(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
     })
 }
 
-/// Checks the optional `username` against the token's owner.
-async fn owner_matches(svc: &Service, caller: &Caller, p: &Params, row: &SessionTokenRow) -> Result<bool, ApiError> {
+/// Checks the optional `username` against the token's owner (read with the token).
+fn owner_matches(p: &Params, row: &SessionTokenRow) -> Result<bool, ApiError> {
     if p.opt_str("username")?.is_none() {
         return Ok(true);
     }
-    match load_user(svc, caller, p).await {
-        Ok(u) => Ok(u.id == row.user_id),
-        Err(e) if e.code == code::USER_NOT_FOUND => Ok(false),
-        Err(e) => Err(e),
-    }
+    Ok(username_key(&read_username(p)?) == row.owner_key)
 }
 
 async fn is_valid(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
     let token = p.str("sessionTokenId")?;
     let row = svc.store.session_token(caller.account_id(), &crypto::secret_hash(&token), svc.now()).await?.ok_or_else(invalid_token)?;
-    if !owner_matches(svc, caller, p, &row).await? {
+    if !owner_matches(p, &row)? {
         return Err(invalid_token());
     }
     Ok(reply! { "expiresAt" => rfc3339(row.expires_at), "sessionTokenType" => row.token_type })
@@ -120,7 +123,7 @@ async fn expire(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
     let hash = crypto::secret_hash(&token);
     let now = svc.now();
     let row = svc.store.session_token(caller.account_id(), &hash, now).await?.ok_or_else(invalid_token)?;
-    if !owner_matches(svc, caller, p, &row).await? {
+    if !owner_matches(p, &row)? {
         return Err(invalid_token());
     }
     if !svc.store.delete_session_token(caller.account_id(), &hash, now).await? {
