@@ -18,11 +18,12 @@
 use crate::queries as q;
 use rusqlite::{Connection, OpenFlags, Row, Statement, ToSql};
 use std::path::PathBuf;
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tessera_core::error::{StoreError, StoreResult};
 use tessera_core::store::*;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// Most writes committed together.
 pub const MAX_BATCH: usize = 512;
@@ -37,7 +38,44 @@ type Job = Box<dyn FnOnce(Option<&Connection>) -> Done + Send>;
 
 pub struct SqliteStore {
     readers: Arc<Readers>,
-    jobs: mpsc::Sender<Job>,
+    /// Unbounded, but never longer than the number of requests in flight: each waits for its answer.
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+/// How often the writer checkpoints the WAL into the database file (when it wrote anything).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// Messages from the writer to the lock holder.
+enum Hold {
+    /// End the read transaction (and say so) so that a checkpoint can run behind no old snapshot.
+    Release(std::sync::mpsc::SyncSender<()>),
+    /// Start the next read transaction.
+    Resume,
+}
+
+/// Keeps the database file's shared lock held by this process. SQLite takes and releases that lock
+/// (an `fcntl` call, under a process-wide mutex that the other runtime thread then waits on)
+/// whenever the number of this process's connections in a read transaction goes from 0 to 1 and
+/// back, which with short point reads is nearly every read. A connection that stays in a read
+/// transaction keeps the count above 0, so readers only bump it.
+///
+/// The held transaction must not keep the WAL from being checkpointed and restarted, so the writer
+/// (which alone checkpoints, see `writer_loop`) asks it to let go for each checkpoint; the
+/// transaction begun right after a complete checkpoint reads the database file only (WAL read
+/// mark 0), which does not keep the writer from starting the WAL over.
+fn hold_shared_lock(conn: Connection, ctl: std::sync::mpsc::Receiver<Hold>) {
+    loop {
+        let held = conn.execute_batch("BEGIN; SELECT count(*) FROM meta;").is_ok();
+        let Ok(Hold::Release(ack)) = ctl.recv() else { break };
+        if held {
+            let _ = conn.execute_batch("COMMIT");
+        }
+        let _ = ack.send(());
+        match ctl.recv() {
+            Ok(Hold::Resume) => {}
+            _ => break,
+        }
+    }
 }
 
 /// Read-only connections, opened on demand and kept for reuse.
@@ -93,14 +131,21 @@ impl SqliteStore {
         if !mode.eq_ignore_ascii_case("wal") {
             anyhow::bail!("SQLite refused WAL mode for {} (journal_mode is {mode})", path.display());
         }
-        writer.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+        // The writer thread checkpoints (wal_autocheckpoint off), see `writer_loop`; a WAL that grew
+        // large once is truncated back to 64 MiB when it starts over.
+        writer.execute_batch(
+            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;",
+        )?;
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         if migrate {
             run_migrations(&path).await?;
         }
         let readers = Arc::new(Readers { path, idle: Mutex::new(Vec::new()), max_idle: max_connections.max(1) as usize });
-        let (jobs, rx) = mpsc::channel(8192);
-        std::thread::Builder::new().name("sqlite-writer".into()).spawn(move || writer_loop(writer, rx))?;
+        let (jobs, rx) = std::sync::mpsc::channel();
+        let (hold, hold_rx) = std::sync::mpsc::channel();
+        let holder = readers.open()?;
+        std::thread::Builder::new().name("sqlite-lock".into()).spawn(move || hold_shared_lock(holder, hold_rx))?;
+        std::thread::Builder::new().name("sqlite-writer".into()).spawn(move || writer_loop(writer, rx, hold))?;
         let store = SqliteStore { readers, jobs };
         store.ping().await.map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(store)
@@ -134,7 +179,7 @@ impl SqliteStore {
                 let _ = tx.send(reply);
             })
         });
-        self.jobs.send(job).await.map_err(|_| StoreError::Other("the SQLite writer has stopped".into()))?;
+        self.jobs.send(job).map_err(|_| StoreError::Other("the SQLite writer has stopped".into()))?;
         rx.await.map_err(|_| StoreError::Other("the SQLite writer dropped a write".into()))?
     }
 }
@@ -172,11 +217,29 @@ fn in_savepoint<T>(c: &Connection, f: impl FnOnce(&Connection) -> rusqlite::Resu
     }
 }
 
-/// The writer thread: batches of queued writes, one transaction and one fsync per batch.
-fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
+/// The writer thread: batches of queued writes, one transaction and one fsync per batch; a
+/// checkpoint at most every [`CHECKPOINT_EVERY`] after something was written. It ends (and with it
+/// the lock holder) when the store is dropped.
+fn writer_loop(conn: Connection, rx: std::sync::mpsc::Receiver<Job>, hold: std::sync::mpsc::Sender<Hold>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut answers: Vec<Done> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.blocking_recv() {
+    let mut last_checkpoint = std::time::Instant::now();
+    let mut dirty = false;
+    loop {
+        let next = if dirty {
+            rx.recv_timeout(CHECKPOINT_EVERY.saturating_sub(last_checkpoint.elapsed()))
+        } else {
+            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        };
+        let first = match next {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => {
+                checkpoint(&conn, &hold);
+                (dirty, last_checkpoint) = (false, std::time::Instant::now());
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -209,6 +272,26 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
         for answer in answers.drain(..) {
             answer(error.as_deref());
         }
+        dirty = true;
+        if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            checkpoint(&conn, &hold);
+            (dirty, last_checkpoint) = (false, std::time::Instant::now());
+        }
+    }
+    if dirty {
+        checkpoint(&conn, &hold);
+    }
+}
+
+/// A passive checkpoint (it never waits for readers), with the lock holder out of the way.
+fn checkpoint(conn: &Connection, hold: &std::sync::mpsc::Sender<Hold>) {
+    let (ack, acked) = std::sync::mpsc::sync_channel(1);
+    let released = hold.send(Hold::Release(ack)).is_ok() && acked.recv_timeout(Duration::from_millis(100)).is_ok();
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0)) {
+        tracing::warn!(error = %e, "SQLite: checkpoint failed");
+    }
+    if released {
+        let _ = hold.send(Hold::Resume);
     }
 }
 
