@@ -59,8 +59,9 @@ fn parse(bytes: &[u8]) -> (Option<String>, Result<Params, ApiError>) {
     if text.trim().is_empty() {
         return (None, Err(ApiError::new(code::MALFORMED_REQUEST, "request body is empty; expected a JSON object")));
     }
-    let cleaned = strip_trailing_commas(text);
-    let value: Value = match serde_json::from_str(&cleaned) {
+    // Strict JSON first (no copy); trailing commas only make the lenient second attempt.
+    let parsed = serde_json::from_str(text).or_else(|_| serde_json::from_str(&strip_trailing_commas(text)));
+    let value: Value = match parsed {
         Ok(v) => v,
         Err(e) => {
             return (

@@ -47,35 +47,60 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
 /// Messages from the writer to the lock holder.
 enum Hold {
+    /// A write was committed: move the read transaction to the newest snapshot.
+    Renew,
     /// End the read transaction (and say so) so that a checkpoint can run behind no old snapshot.
     Release(std::sync::mpsc::SyncSender<()>),
     /// Start the next read transaction.
     Resume,
 }
 
-/// Keeps the database file's shared lock held by this process. SQLite takes and releases that lock
-/// (an `fcntl` call, under a process-wide mutex that the other runtime thread then waits on)
-/// whenever the number of this process's connections in a read transaction goes from 0 to 1 and
-/// back, which with short point reads is nearly every read. A connection that stays in a read
-/// transaction keeps the count above 0, so readers only bump it.
+/// Keeps a WAL read lock of the newest snapshot held by this process. SQLite counts this process's
+/// connections reading each WAL snapshot ("read mark") and takes or drops the lock on the `-shm`
+/// file (an `fcntl` call, under a mutex that the other runtime thread then waits on) whenever that
+/// count goes from 0 to 1 and back, which with short point reads is nearly every read. A connection
+/// that stays in a read transaction of the newest snapshot keeps the count above 0, so readers
+/// only bump it: the writer tells it after every commit to move to the new snapshot.
 ///
-/// The held transaction must not keep the WAL from being checkpointed and restarted, so the writer
-/// (which alone checkpoints, see `writer_loop`) asks it to let go for each checkpoint; the
-/// transaction begun right after a complete checkpoint reads the database file only (WAL read
-/// mark 0), which does not keep the writer from starting the WAL over.
+/// The held transaction must not keep the WAL from being checkpointed and started over, so the
+/// writer (which alone checkpoints, see `writer_loop`) asks it to let go for each checkpoint; the
+/// transaction begun right after a complete checkpoint reads the database file only (read mark 0),
+/// which does not keep the writer from starting the WAL over.
 fn hold_shared_lock(conn: Connection, ctl: std::sync::mpsc::Receiver<Hold>) {
-    loop {
-        let held = conn.execute_batch("BEGIN; SELECT count(*) FROM meta;").is_ok();
-        let Ok(Hold::Release(ack)) = ctl.recv() else { break };
-        if held {
+    let begin = || {
+        // A deferred BEGIN starts the read transaction at its first read.
+        if conn.execute_batch("BEGIN").is_ok() {
+            if let Err(e) = conn.query_row("SELECT count(*) FROM meta", [], |r| r.get::<_, i64>(0)) {
+                tracing::warn!(error = %e, "SQLite: the lock holder could not begin a read");
+            }
+        }
+    };
+    let end = || {
+        if !conn.is_autocommit() {
             let _ = conn.execute_batch("COMMIT");
         }
-        let _ = ack.send(());
-        match ctl.recv() {
-            Ok(Hold::Resume) => {}
-            _ => break,
+    };
+    begin();
+    while let Ok(msg) = ctl.recv() {
+        match msg {
+            Hold::Renew | Hold::Resume => {
+                // Several commits may have been announced: one move to the newest is enough.
+                while let Ok(Hold::Renew) = ctl.try_recv() {}
+                end();
+                begin();
+            }
+            Hold::Release(ack) => {
+                end();
+                let _ = ack.send(());
+                match ctl.recv() {
+                    Ok(Hold::Resume) => begin(),
+                    Ok(_) => begin(),
+                    Err(_) => break,
+                }
+            }
         }
     }
+    end();
 }
 
 /// Read-only connections, opened on demand and kept for reuse.
@@ -260,7 +285,10 @@ fn writer_loop(conn: Connection, rx: std::sync::mpsc::Receiver<Job>, hold: std::
                     answers.push(run_job(job, Some(&conn)));
                 }
                 match conn.execute_batch("COMMIT") {
-                    Ok(()) => None,
+                    Ok(()) => {
+                        let _ = hold.send(Hold::Renew);
+                        None
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "SQLite: COMMIT failed; the batch's writes are answered with an error");
                         let _ = conn.execute_batch("ROLLBACK");

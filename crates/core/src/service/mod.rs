@@ -55,7 +55,8 @@ pub struct RequestCtx {
 /// The authenticated account a request acts for.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub account: AccountRow,
+    /// Shared with the account cache: authenticating copies no strings.
+    pub account: Arc<AccountRow>,
 }
 
 impl Caller {
@@ -109,7 +110,7 @@ pub struct Service {
     /// Accounts read in the last [`ACCOUNT_CACHE_MS`] (by name), so that most requests authenticate
     /// without a database read. A rotated key or a disabled account takes effect within that time on
     /// every node.
-    account_cache: std::sync::Mutex<std::collections::HashMap<String, (AccountRow, i64)>>,
+    account_cache: std::sync::Mutex<std::collections::HashMap<String, (Arc<AccountRow>, i64)>>,
     /// Makes the first delivery attempt of a queued message (None: the outbox worker alone sends).
     pub dispatcher: Option<Arc<dyn delivery::Dispatcher>>,
 }
@@ -160,7 +161,7 @@ impl Service {
         }
     }
 
-    async fn account_by_name_cached(&self, name: &str) -> Result<Option<AccountRow>, ApiError> {
+    async fn account_by_name_cached(&self, name: &str) -> Result<Option<Arc<AccountRow>>, ApiError> {
         let now = self.clock.now_ms();
         if let Ok(cache) = self.account_cache.lock() {
             if let Some((row, at)) = cache.get(name) {
@@ -169,7 +170,7 @@ impl Service {
                 }
             }
         }
-        let account = self.store.account_by_name(name).await?;
+        let account = self.store.account_by_name(name).await?.map(Arc::new);
         if let (Some(row), Ok(mut cache)) = (&account, self.account_cache.lock()) {
             if cache.len() >= 10_000 {
                 cache.clear();
