@@ -65,9 +65,15 @@ enum Hold {
 /// The held transaction must not keep the WAL from being checkpointed and started over, so the
 /// writer (which alone checkpoints, see `writer_loop`) asks it to let go for each checkpoint; the
 /// transaction begun right after a complete checkpoint reads the database file only (read mark 0),
-/// which does not keep the writer from starting the WAL over.
-fn hold_shared_lock(conn: Connection, ctl: std::sync::mpsc::Receiver<Hold>) {
+/// which does not keep the writer from starting the WAL over. It is renewed at least every
+/// [`HOLD_AT_MOST`], and not held at all while the WAL file is over twice [`WAL_SIZE_LIMIT`].
+fn hold_shared_lock(conn: Connection, wal: PathBuf, ctl: std::sync::mpsc::Receiver<Hold>) {
     let begin = || {
+        // Another process's holder (several processes on one file) could keep the WAL from
+        // starting over; a WAL grown past twice its size limit makes this one stand down too.
+        if std::fs::metadata(&wal).map(|m| m.len() > 2 * WAL_SIZE_LIMIT).unwrap_or(false) {
+            return;
+        }
         // A deferred BEGIN starts the read transaction at its first read.
         if conn.execute_batch("BEGIN").is_ok() {
             if let Err(e) = conn.query_row("SELECT count(*) FROM meta", [], |r| r.get::<_, i64>(0)) {
@@ -81,27 +87,32 @@ fn hold_shared_lock(conn: Connection, ctl: std::sync::mpsc::Receiver<Hold>) {
         }
     };
     begin();
-    while let Ok(msg) = ctl.recv() {
-        match msg {
-            Hold::Renew | Hold::Resume => {
+    loop {
+        match ctl.recv_timeout(HOLD_AT_MOST) {
+            Ok(Hold::Renew | Hold::Resume) | Err(RecvTimeoutError::Timeout) => {
                 // Several commits may have been announced: one move to the newest is enough.
                 while let Ok(Hold::Renew) = ctl.try_recv() {}
                 end();
                 begin();
             }
-            Hold::Release(ack) => {
+            Ok(Hold::Release(ack)) => {
                 end();
                 let _ = ack.send(());
                 match ctl.recv() {
-                    Ok(Hold::Resume) => begin(),
                     Ok(_) => begin(),
                     Err(_) => break,
                 }
             }
+            Err(RecvTimeoutError::Disconnected) => break,
         }
     }
     end();
 }
+
+/// The lock holder's snapshot is at most this old (another process may be writing the file).
+const HOLD_AT_MOST: Duration = Duration::from_millis(100);
+/// `journal_size_limit`: a WAL file that grew past this is truncated back when it starts over.
+const WAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Read-only connections, opened on demand and kept for reuse.
 struct Readers {
@@ -158,9 +169,9 @@ impl SqliteStore {
         }
         // The writer thread checkpoints (wal_autocheckpoint off), see `writer_loop`; a WAL that grew
         // large once is truncated back to 64 MiB when it starts over.
-        writer.execute_batch(
-            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;",
-        )?;
+        writer.execute_batch(&format!(
+            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"
+        ))?;
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         if migrate {
             run_migrations(&path).await?;
@@ -168,8 +179,8 @@ impl SqliteStore {
         let readers = Arc::new(Readers { path, idle: Mutex::new(Vec::new()), max_idle: max_connections.max(1) as usize });
         let (jobs, rx) = std::sync::mpsc::channel();
         let (hold, hold_rx) = std::sync::mpsc::channel();
-        let holder = readers.open()?;
-        std::thread::Builder::new().name("sqlite-lock".into()).spawn(move || hold_shared_lock(holder, hold_rx))?;
+        let (holder, wal) = (readers.open()?, PathBuf::from(format!("{}-wal", readers.path.display())));
+        std::thread::Builder::new().name("sqlite-lock".into()).spawn(move || hold_shared_lock(holder, wal, hold_rx))?;
         std::thread::Builder::new().name("sqlite-writer".into()).spawn(move || writer_loop(writer, rx, hold))?;
         let store = SqliteStore { readers, jobs };
         store.ping().await.map_err(|e| anyhow::anyhow!("{e}"))?;
