@@ -334,11 +334,18 @@ fn checkpoint(conn: &Connection, hold: &std::sync::mpsc::Sender<Hold>) {
     }
 }
 
-/// Runs one job; a panic in it (a bug) fails that write only, never the writer thread.
+/// Runs one job; a panic in it (a bug) fails that write only (its savepoint is rolled back and its
+/// caller gets an error), never the writer thread.
 fn run_job(job: Job, conn: Option<&Connection>) -> Done {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn))) {
         Ok(done) => done,
-        Err(_) => Box::new(|_| {}),
+        Err(_) => {
+            tracing::error!("SQLite: a write panicked; it was rolled back");
+            if let Some(c) = conn {
+                let _ = c.execute_batch("ROLLBACK TO w; RELEASE w");
+            }
+            Box::new(|_| {})
+        }
     }
 }
 
