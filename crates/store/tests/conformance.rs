@@ -423,3 +423,32 @@ async fn every_field_round_trips(s: Arc<dyn Store>) {
     );
 }
 conformance!(every_field_round_trips);
+
+/// Many audit rows in one call (multi-row INSERTs and a remainder) all arrive, in order, intact.
+async fn audit_rows_in_bulk(s: Arc<dyn Store>) {
+    let (aid, _) = setup(&s).await;
+    let rows: Vec<AuditRow> = (0..150)
+        .map(|i| AuditRow {
+            at_ms: 1000 + i,
+            account_id: Some(aid),
+            account_name: "acct".into(),
+            op: "validate_oath_otp".into(),
+            username: format!("user{i}"),
+            psn: format!("PSN{i}"),
+            code: i,
+            source: "127.0.0.1".into(),
+            duration_us: 2 * i,
+            ..Default::default()
+        })
+        .collect();
+    s.append_audit(&rows).await.expect("audit");
+    let listed = s.list_audit(Some(aid), 1000).await.expect("list");
+    assert_eq!(listed.len(), 150);
+    for (got, i) in listed.iter().zip((0..150).rev()) {
+        assert_eq!(
+            (got.at_ms, got.username.as_str(), got.psn.as_str(), got.code, got.duration_us),
+            (1000 + i, format!("user{i}").as_str(), format!("PSN{i}").as_str(), i, 2 * i)
+        );
+    }
+}
+conformance!(audit_rows_in_bulk);
