@@ -25,9 +25,6 @@ use tessera_core::error::{StoreError, StoreResult};
 use tessera_core::store::*;
 use tokio::sync::oneshot;
 
-/// Audit rows per multi-row INSERT (9 parameters each).
-const AUDIT_CHUNK: usize = 64;
-
 /// Most writes committed together.
 pub const MAX_BATCH: usize = 512;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -831,30 +828,13 @@ impl SessionStore for SqliteStore {
 #[async_trait::async_trait]
 impl AuditStore for SqliteStore {
     async fn append_audit(&self, rows: &[AuditRow]) -> StoreResult<()> {
-        // Multi-row INSERTs of AUDIT_CHUNK rows (one cached statement), the rest one row at a time,
-        // inside the writer's batch transaction.
+        // One prepared single-row INSERT per row, inside the writer's batch transaction (measured
+        // faster here than multi-row INSERTs of 64 rows).
         let rows = rows.to_vec();
         self.write(move |c| {
-            let (full, single) = (q::insert_audit(AUDIT_CHUNK), q::insert_audit(1));
-            for chunk in rows.chunks(AUDIT_CHUNK) {
-                let (sql, per_statement) = if chunk.len() == AUDIT_CHUNK { (&full, AUDIT_CHUNK) } else { (&single, 1) };
-                for part in chunk.chunks(per_statement) {
-                    let mut args: Vec<&dyn ToSql> = Vec::with_capacity(part.len() * q::AUDIT_PARAMS);
-                    for a in part {
-                        args.extend_from_slice(&[
-                            &a.at_ms,
-                            &a.account_id,
-                            &a.account_name,
-                            &a.op,
-                            &a.username,
-                            &a.psn,
-                            &a.code,
-                            &a.source,
-                            &a.duration_us,
-                        ]);
-                    }
-                    exec(c, sql, &args)?;
-                }
+            let sql = q::insert_audit(1);
+            for a in &rows {
+                exec(c, &sql, &[&a.at_ms, &a.account_id, &a.account_name, &a.op, &a.username, &a.psn, &a.code, &a.source, &a.duration_us])?;
             }
             Ok(())
         })
