@@ -150,7 +150,8 @@ pub(crate) fn insert_audit(rows: usize) -> String {
 }
 
 // delivery
-/// First statement of `enqueue_code`: writing the user row serialises concurrent sends to one user on both backends.
+/// `enqueue_code` on PostgreSQL starts with it: writing the user row serialises concurrent sends to one user
+/// (on SQLite the one writer thread serialises every write anyway). It also records `last_code_at`.
 pub(crate) const TOUCH_USER_SEND: &str = "UPDATE users SET send_seq = send_seq + 1, last_code_at = $3 WHERE account_id = $1 AND id = $2";
 pub(crate) const COUNT_SENT: &str = "SELECT COUNT(*) AS n FROM sent_codes WHERE account_id = $1 AND user_id = $2 AND created_at >= $3";
 pub(crate) const INSERT_SENT_CODE: &str = "INSERT INTO sent_codes (account_id, user_id, device_id, code_hash, created_at, expires_at, used) VALUES ($1, $2, $3, $4, $5, $6, 0) RETURNING id";
