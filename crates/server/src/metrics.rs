@@ -12,11 +12,13 @@ use std::time::Duration;
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
-    /// Handles registered once per (front door, type, errorCode) and per front door, so counting a
-    /// request is a map lookup and two atomic updates.
-    counters: RwLock<HashMap<(&'static str, &'static str, i64), Counter>>,
-    histograms: RwLock<HashMap<&'static str, Histogram>>,
+    /// The request counter and the front door's latency histogram, registered once per (front door,
+    /// type, errorCode), so counting a request is one map lookup and two atomic updates.
+    handles: RwLock<HashMap<RequestKey, (Counter, Histogram)>>,
 }
+
+/// Front door, type, errorCode.
+type RequestKey = (&'static str, &'static str, i64);
 
 const BUCKETS: &[f64] = &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
@@ -29,35 +31,26 @@ impl Metrics {
         };
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
-        Metrics { recorder, handle, counters: RwLock::default(), histograms: RwLock::default() }
+        Metrics { recorder, handle, handles: RwLock::default() }
     }
 
     /// Counts one request of the API (`front` is "json" or "soap").
     pub fn request(&self, front: &'static str, op: &'static str, code: i64, elapsed: Duration) {
         let key = (front, op, code);
-        let known = self.counters.read().ok().and_then(|m| m.get(&key).cloned());
-        let counter = known.unwrap_or_else(|| {
-            let c = metrics::with_local_recorder(
-                &self.recorder as &dyn Recorder,
-                || metrics::counter!("tessera_requests_total", "front" => front, "type" => op, "code" => code.to_string()),
-            );
-            if let Ok(mut m) = self.counters.write() {
-                m.insert(key, c.clone());
+        let known = self.handles.read().ok().and_then(|m| m.get(&key).cloned());
+        let (counter, histogram) = known.unwrap_or_else(|| {
+            let handles = metrics::with_local_recorder(&self.recorder as &dyn Recorder, || {
+                (
+                    metrics::counter!("tessera_requests_total", "front" => front, "type" => op, "code" => code.to_string()),
+                    metrics::histogram!("tessera_request_duration_seconds", "front" => front),
+                )
+            });
+            if let Ok(mut m) = self.handles.write() {
+                m.insert(key, handles.clone());
             }
-            c
+            handles
         });
         counter.increment(1);
-        let known = self.histograms.read().ok().and_then(|m| m.get(front).cloned());
-        let histogram = known.unwrap_or_else(|| {
-            let h = metrics::with_local_recorder(
-                &self.recorder as &dyn Recorder,
-                || metrics::histogram!("tessera_request_duration_seconds", "front" => front),
-            );
-            if let Ok(mut m) = self.histograms.write() {
-                m.insert(front, h.clone());
-            }
-            h
-        });
         histogram.record(elapsed.as_secs_f64());
     }
 

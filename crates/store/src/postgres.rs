@@ -29,28 +29,6 @@ impl PgStore {
         }
         Ok(PgStore { pool })
     }
-
-    /// PostgreSQL serves reads and writes from one pool (row locks, not a file lock, order writers).
-    fn r(&self) -> &PgPool {
-        &self.pool
-    }
-
-    fn w(&self) -> &PgPool {
-        &self.pool
-    }
-
-    /// One statement; PostgreSQL groups concurrent commits itself.
-    async fn otp_cas(&self, device_id: i64, matched: i64, new_counter: i64, drift: i64) -> StoreResult<bool> {
-        let r = sqlx::query(q::OTP_ACCEPT)
-            .bind(new_counter)
-            .bind(drift)
-            .bind(device_id)
-            .bind(matched)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(r.rows_affected() == 1)
-    }
 }
 
 fn account_from(r: &PgRow) -> Result<AccountRow, sqlx::Error> {
@@ -166,52 +144,52 @@ fn collect<T>(rows: Vec<PgRow>, f: fn(&PgRow) -> Result<T, sqlx::Error>) -> Stor
 #[async_trait]
 impl AccountStore for PgStore {
     async fn create_account(&self, name: &str, key_hash: &[u8], now: i64) -> StoreResult<AccountRow> {
-        let r = sqlx::query(q::CREATE_ACCOUNT).bind(name).bind(key_hash).bind(now).fetch_one(self.w()).await.map_err(map_err)?;
+        let r = sqlx::query(q::CREATE_ACCOUNT).bind(name).bind(key_hash).bind(now).fetch_one(&self.pool).await.map_err(map_err)?;
         account_from(&r).map_err(map_err)
     }
     async fn account_by_name(&self, name: &str) -> StoreResult<Option<AccountRow>> {
-        let r = sqlx::query(q::ACCOUNT_BY_NAME).bind(name).fetch_optional(self.r()).await.map_err(map_err)?;
+        let r = sqlx::query(q::ACCOUNT_BY_NAME).bind(name).fetch_optional(&self.pool).await.map_err(map_err)?;
         r.as_ref().map(account_from).transpose().map_err(map_err)
     }
     async fn list_accounts(&self) -> StoreResult<Vec<AccountRow>> {
-        let rows = sqlx::query(q::LIST_ACCOUNTS).fetch_all(self.r()).await.map_err(map_err)?;
+        let rows = sqlx::query(q::LIST_ACCOUNTS).fetch_all(&self.pool).await.map_err(map_err)?;
         collect(rows, account_from)
     }
     async fn set_account_key(&self, name: &str, key_hash: &[u8]) -> StoreResult<bool> {
-        let r = sqlx::query(q::SET_ACCOUNT_KEY).bind(key_hash).bind(name).execute(self.w()).await.map_err(map_err)?;
+        let r = sqlx::query(q::SET_ACCOUNT_KEY).bind(key_hash).bind(name).execute(&self.pool).await.map_err(map_err)?;
         Ok(r.rows_affected() == 1)
     }
     async fn set_account_enabled(&self, name: &str, enabled: bool) -> StoreResult<bool> {
-        let r = sqlx::query(q::SET_ACCOUNT_ENABLED).bind(i64::from(enabled)).bind(name).execute(self.w()).await.map_err(map_err)?;
+        let r = sqlx::query(q::SET_ACCOUNT_ENABLED).bind(i64::from(enabled)).bind(name).execute(&self.pool).await.map_err(map_err)?;
         Ok(r.rows_affected() == 1)
     }
     async fn count_accounts(&self) -> StoreResult<i64> {
-        let r = sqlx::query(q::COUNT_ACCOUNTS).fetch_one(self.r()).await.map_err(map_err)?;
+        let r = sqlx::query(q::COUNT_ACCOUNTS).fetch_one(&self.pool).await.map_err(map_err)?;
         r.try_get::<i64, _>("n").map_err(map_err)
     }
     async fn add_facet(&self, account_id: i64, origin: &str) -> StoreResult<bool> {
-        let r = sqlx::query(q::ADD_FACET).bind(account_id).bind(origin).execute(self.w()).await.map_err(map_err)?;
+        let r = sqlx::query(q::ADD_FACET).bind(account_id).bind(origin).execute(&self.pool).await.map_err(map_err)?;
         Ok(r.rows_affected() == 1)
     }
     async fn remove_facet(&self, account_id: i64, origin: &str) -> StoreResult<bool> {
-        let r = sqlx::query(q::REMOVE_FACET).bind(account_id).bind(origin).execute(self.w()).await.map_err(map_err)?;
+        let r = sqlx::query(q::REMOVE_FACET).bind(account_id).bind(origin).execute(&self.pool).await.map_err(map_err)?;
         Ok(r.rows_affected() == 1)
     }
     async fn list_facets(&self, account_id: i64) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query(q::LIST_FACETS).bind(account_id).fetch_all(self.r()).await.map_err(map_err)?;
+        let rows = sqlx::query(q::LIST_FACETS).bind(account_id).fetch_all(&self.pool).await.map_err(map_err)?;
         rows.iter().map(|r| r.try_get::<String, _>("origin")).collect::<Result<Vec<_>, _>>().map_err(map_err)
     }
     async fn meta_get(&self, key: &str) -> StoreResult<Option<String>> {
-        let r = sqlx::query(q::META_GET).bind(key).fetch_optional(self.r()).await.map_err(map_err)?;
+        let r = sqlx::query(q::META_GET).bind(key).fetch_optional(&self.pool).await.map_err(map_err)?;
         r.map(|r| r.try_get::<String, _>("v")).transpose().map_err(map_err)
     }
     async fn meta_init(&self, key: &str, value: &str) -> StoreResult<String> {
-        sqlx::query(q::META_INIT).bind(key).bind(value).execute(self.w()).await.map_err(map_err)?;
-        let r = sqlx::query(q::META_GET).bind(key).fetch_one(self.w()).await.map_err(map_err)?;
+        sqlx::query(q::META_INIT).bind(key).bind(value).execute(&self.pool).await.map_err(map_err)?;
+        let r = sqlx::query(q::META_GET).bind(key).fetch_one(&self.pool).await.map_err(map_err)?;
         r.try_get::<String, _>("v").map_err(map_err)
     }
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query(q::PING).execute(self.r()).await.map_err(map_err)?;
+        sqlx::query(q::PING).execute(&self.pool).await.map_err(map_err)?;
         Ok(())
     }
 }
@@ -231,17 +209,17 @@ impl UserStore for PgStore {
             .bind(&u.password_hash)
             .bind(u.status)
             .bind(u.created_at)
-            .fetch_one(self.w())
+            .fetch_one(&self.pool)
             .await
             .map_err(map_err)?;
         r.try_get::<i64, _>("id").map_err(map_err)
     }
     async fn user_by_key(&self, account_id: i64, username_key: &str) -> StoreResult<Option<UserRow>> {
-        let r = sqlx::query(q::USER_BY_KEY).bind(account_id).bind(username_key).fetch_optional(self.r()).await.map_err(map_err)?;
+        let r = sqlx::query(q::USER_BY_KEY).bind(account_id).bind(username_key).fetch_optional(&self.pool).await.map_err(map_err)?;
         r.as_ref().map(user_from).transpose().map_err(map_err)
     }
     async fn user_by_id(&self, account_id: i64, user_id: i64) -> StoreResult<Option<UserRow>> {
-        let r = sqlx::query(q::USER_BY_ID).bind(account_id).bind(user_id).fetch_optional(self.r()).await.map_err(map_err)?;
+        let r = sqlx::query(q::USER_BY_ID).bind(account_id).bind(user_id).fetch_optional(&self.pool).await.map_err(map_err)?;
         r.as_ref().map(user_from).transpose().map_err(map_err)
     }
     async fn update_user(&self, account_id: i64, user_id: i64, p: &UserPatch) -> StoreResult<bool> {
@@ -255,13 +233,13 @@ impl UserStore for PgStore {
             .bind(p.status)
             .bind(account_id)
             .bind(user_id)
-            .execute(self.w())
+            .execute(&self.pool)
             .await
             .map_err(map_err)?;
         Ok(r.rows_affected() == 1)
     }
     async fn delete_user(&self, account_id: i64, user_id: i64, username_key: &str, remove_related: bool) -> StoreResult<bool> {
-        let mut tx = self.w().begin().await.map_err(map_err)?;
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
         for stmt in q::DELETE_USER_RELATED {
             sqlx::query(stmt).bind(account_id).bind(user_id).execute(&mut *tx).await.map_err(map_err)?;
         }
@@ -274,7 +252,7 @@ impl UserStore for PgStore {
     }
     async fn find_users(&self, account_id: i64, pattern: &str, by_email: bool, limit: i64) -> StoreResult<Vec<UserRow>> {
         let sql = if by_email { q::FIND_USERS_BY_EMAIL } else { q::FIND_USERS_BY_NAME };
-        let rows = sqlx::query(sql).bind(account_id).bind(pattern).bind(limit).fetch_all(self.r()).await.map_err(map_err)?;
+        let rows = sqlx::query(sql).bind(account_id).bind(pattern).bind(limit).fetch_all(&self.pool).await.map_err(map_err)?;
         collect(rows, user_from)
     }
 }
@@ -305,39 +283,48 @@ impl DeviceStore for PgStore {
             .bind(d.u2f_counter)
             .bind(&d.attestation)
             .bind(d.created_at)
-            .fetch_one(self.w())
+            .fetch_one(&self.pool)
             .await
             .map_err(map_err)?;
         r.try_get::<i64, _>("id").map_err(map_err)
     }
     async fn device_by_psn(&self, account_id: i64, psn: &str) -> StoreResult<Option<DeviceRow>> {
-        let r = sqlx::query(q::DEVICE_BY_PSN).bind(account_id).bind(psn).fetch_optional(self.r()).await.map_err(map_err)?;
+        let r = sqlx::query(q::DEVICE_BY_PSN).bind(account_id).bind(psn).fetch_optional(&self.pool).await.map_err(map_err)?;
         r.as_ref().map(device_from).transpose().map_err(map_err)
     }
     async fn device_by_id(&self, account_id: i64, id: i64) -> StoreResult<Option<DeviceRow>> {
-        let r = sqlx::query(q::DEVICE_BY_ID).bind(account_id).bind(id).fetch_optional(self.r()).await.map_err(map_err)?;
+        let r = sqlx::query(q::DEVICE_BY_ID).bind(account_id).bind(id).fetch_optional(&self.pool).await.map_err(map_err)?;
         r.as_ref().map(device_from).transpose().map_err(map_err)
     }
     async fn devices_of_user(&self, account_id: i64, user_id: i64) -> StoreResult<Vec<DeviceRow>> {
-        let rows = sqlx::query(q::DEVICES_OF_USER).bind(account_id).bind(user_id).fetch_all(self.r()).await.map_err(map_err)?;
+        let rows = sqlx::query(q::DEVICES_OF_USER).bind(account_id).bind(user_id).fetch_all(&self.pool).await.map_err(map_err)?;
         collect(rows, device_from)
     }
     async fn assign_device(&self, account_id: i64, device_id: i64, user_id: Option<i64>, only_if_unassigned: bool) -> StoreResult<bool> {
         let sql = if only_if_unassigned { q::ASSIGN_DEVICE_IF_FREE } else { q::ASSIGN_DEVICE };
-        let r = sqlx::query(sql).bind(user_id).bind(account_id).bind(device_id).execute(self.w()).await.map_err(map_err)?;
+        let r = sqlx::query(sql).bind(user_id).bind(account_id).bind(device_id).execute(&self.pool).await.map_err(map_err)?;
         Ok(r.rows_affected() == 1)
     }
     async fn delete_device(&self, account_id: i64, device_id: i64) -> StoreResult<bool> {
-        let r = sqlx::query(q::DELETE_DEVICE).bind(account_id).bind(device_id).execute(self.w()).await.map_err(map_err)?;
+        let r = sqlx::query(q::DELETE_DEVICE).bind(account_id).bind(device_id).execute(&self.pool).await.map_err(map_err)?;
         Ok(r.rows_affected() == 1)
     }
     async fn set_device_status(&self, account_id: i64, device_id: i64, status: i64) -> StoreResult<bool> {
         let sql = if status == 0 { q::ENABLE_DEVICE } else { q::SET_DEVICE_STATUS };
-        let r = sqlx::query(sql).bind(status).bind(account_id).bind(device_id).execute(self.w()).await.map_err(map_err)?;
+        let r = sqlx::query(sql).bind(status).bind(account_id).bind(device_id).execute(&self.pool).await.map_err(map_err)?;
         Ok(r.rows_affected() == 1)
     }
+    /// One statement; PostgreSQL groups concurrent commits itself.
     async fn otp_accept(&self, device_id: i64, matched: i64, new_counter: i64, drift: i64) -> StoreResult<bool> {
-        self.otp_cas(device_id, matched, new_counter, drift).await
+        let r = sqlx::query(q::OTP_ACCEPT)
+            .bind(new_counter)
+            .bind(drift)
+            .bind(device_id)
+            .bind(matched)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(r.rows_affected() == 1)
     }
     async fn otp_resync(&self, device_id: i64, matched: i64, new_counter: i64, drift: i64) -> StoreResult<bool> {
         let r = sqlx::query(q::OTP_RESYNC)
@@ -345,14 +332,19 @@ impl DeviceStore for PgStore {
             .bind(drift)
             .bind(device_id)
             .bind(matched)
-            .execute(self.w())
+            .execute(&self.pool)
             .await
             .map_err(map_err)?;
         Ok(r.rows_affected() == 1)
     }
     async fn otp_fail(&self, device_id: i64, max_failures: i64, lock_until: i64) -> StoreResult<i64> {
-        let r =
-            sqlx::query(q::OTP_FAIL).bind(max_failures).bind(lock_until).bind(device_id).fetch_optional(self.w()).await.map_err(map_err)?;
+        let r = sqlx::query(q::OTP_FAIL)
+            .bind(max_failures)
+            .bind(lock_until)
+            .bind(device_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
         match r {
             Some(r) => r.try_get::<i64, _>("fail_count").map_err(map_err),
             None => Ok(0),
@@ -369,29 +361,29 @@ impl DeviceStore for PgStore {
             .bind(d.user_id)
             .bind(d.account_id)
             .bind(d.id)
-            .execute(self.w())
+            .execute(&self.pool)
             .await
             .map_err(map_err)?;
         Ok(r.rows_affected() == 1)
     }
     async fn u2f_counter_advance(&self, device_id: i64, counter: i64) -> StoreResult<bool> {
-        let r = sqlx::query(q::U2F_COUNTER_ADVANCE).bind(counter).bind(device_id).execute(self.w()).await.map_err(map_err)?;
+        let r = sqlx::query(q::U2F_COUNTER_ADVANCE).bind(counter).bind(device_id).execute(&self.pool).await.map_err(map_err)?;
         Ok(r.rows_affected() == 1)
     }
     async fn u2f_flag(&self, device_id: i64) -> StoreResult<()> {
-        sqlx::query(q::U2F_FLAG).bind(device_id).execute(self.w()).await.map_err(map_err)?;
+        sqlx::query(q::U2F_FLAG).bind(device_id).execute(&self.pool).await.map_err(map_err)?;
         Ok(())
     }
     async fn unassigned_devices(&self, account_id: i64, limit: i64) -> StoreResult<Vec<DeviceRow>> {
-        let rows = sqlx::query(q::UNASSIGNED_DEVICES).bind(account_id).bind(limit).fetch_all(self.r()).await.map_err(map_err)?;
+        let rows = sqlx::query(q::UNASSIGNED_DEVICES).bind(account_id).bind(limit).fetch_all(&self.pool).await.map_err(map_err)?;
         collect(rows, device_from)
     }
     async fn account_devices(&self, account_id: i64, limit: i64) -> StoreResult<Vec<DeviceRow>> {
-        let rows = sqlx::query(q::ACCOUNT_DEVICES).bind(account_id).bind(limit).fetch_all(self.r()).await.map_err(map_err)?;
+        let rows = sqlx::query(q::ACCOUNT_DEVICES).bind(account_id).bind(limit).fetch_all(&self.pool).await.map_err(map_err)?;
         collect(rows, device_from)
     }
     async fn import_devices(&self, devices: &[DeviceRow]) -> StoreResult<usize> {
-        let mut tx = self.w().begin().await.map_err(map_err)?;
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
         for d in devices {
             sqlx::query(q::IMPORT_DEVICE)
                 .bind(d.account_id)
@@ -424,14 +416,14 @@ impl SessionStore for PgStore {
             .bind(s.token_type)
             .bind(s.created_at)
             .bind(s.expires_at)
-            .execute(self.w())
+            .execute(&self.pool)
             .await
             .map_err(map_err)?;
         Ok(())
     }
     async fn session_token(&self, account_id: i64, token_hash: &[u8], now: i64) -> StoreResult<Option<SessionTokenRow>> {
         let r =
-            sqlx::query(q::SESSION_TOKEN).bind(token_hash).bind(account_id).bind(now).fetch_optional(self.r()).await.map_err(map_err)?;
+            sqlx::query(q::SESSION_TOKEN).bind(token_hash).bind(account_id).bind(now).fetch_optional(&self.pool).await.map_err(map_err)?;
         r.map(|r| -> Result<SessionTokenRow, sqlx::Error> {
             Ok(SessionTokenRow {
                 account_id: r.try_get("account_id")?,
@@ -447,7 +439,7 @@ impl SessionStore for PgStore {
     }
     async fn delete_session_token(&self, account_id: i64, token_hash: &[u8], now: i64) -> StoreResult<bool> {
         let r =
-            sqlx::query(q::DELETE_SESSION_TOKEN).bind(token_hash).bind(account_id).bind(now).execute(self.w()).await.map_err(map_err)?;
+            sqlx::query(q::DELETE_SESSION_TOKEN).bind(token_hash).bind(account_id).bind(now).execute(&self.pool).await.map_err(map_err)?;
         Ok(r.rows_affected() == 1)
     }
     async fn create_u2f_session(&self, id_hash: &[u8], s: &U2fSessionRow) -> StoreResult<()> {
@@ -461,7 +453,7 @@ impl SessionStore for PgStore {
             .bind(q::ids_to_text(&s.device_ids))
             .bind(s.target_device)
             .bind(s.expires_at)
-            .execute(self.w())
+            .execute(&self.pool)
             .await
             .map_err(map_err)?;
         Ok(())
@@ -480,7 +472,7 @@ impl SessionStore for PgStore {
             .bind(user_id)
             .bind(kind)
             .bind(now)
-            .fetch_optional(self.w())
+            .fetch_optional(&self.pool)
             .await
             .map_err(map_err)?;
         r.map(|r| -> Result<U2fSessionRow, sqlx::Error> {
@@ -501,7 +493,7 @@ impl SessionStore for PgStore {
     async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
         let mut n = 0;
         for stmt in q::PURGE_EXPIRED {
-            n += sqlx::query(stmt).bind(now).execute(self.w()).await.map_err(map_err)?.rows_affected();
+            n += sqlx::query(stmt).bind(now).execute(&self.pool).await.map_err(map_err)?.rows_affected();
         }
         Ok(n)
     }
@@ -512,7 +504,7 @@ impl AuditStore for PgStore {
     async fn append_audit(&self, rows: &[AuditRow]) -> StoreResult<()> {
         // Multi-row INSERTs (100 rows, 900 parameters each) in one transaction: one statement
         // per chunk instead of one per row.
-        let mut tx = self.w().begin().await.map_err(map_err)?;
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
         for chunk in rows.chunks(100) {
             let sql = q::insert_audit(chunk.len());
             let mut query = sqlx::query(&sql);
@@ -534,8 +526,8 @@ impl AuditStore for PgStore {
     }
     async fn list_audit(&self, account_id: Option<i64>, limit: i64) -> StoreResult<Vec<AuditRow>> {
         let rows = match account_id {
-            Some(a) => sqlx::query(q::LIST_AUDIT_OF).bind(a).bind(limit).fetch_all(self.r()).await,
-            None => sqlx::query(q::LIST_AUDIT_ALL).bind(limit).fetch_all(self.r()).await,
+            Some(a) => sqlx::query(q::LIST_AUDIT_OF).bind(a).bind(limit).fetch_all(&self.pool).await,
+            None => sqlx::query(q::LIST_AUDIT_ALL).bind(limit).fetch_all(&self.pool).await,
         }
         .map_err(map_err)?;
         collect(rows, audit_from)
@@ -545,7 +537,7 @@ impl AuditStore for PgStore {
 #[async_trait]
 impl DeliveryStore for PgStore {
     async fn enqueue_code(&self, c: &SentCodeRow, m: &OutboxRow, window_start: i64, limit: i64) -> StoreResult<Option<(i64, i64)>> {
-        let mut tx = self.w().begin().await.map_err(map_err)?;
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
         // Writing the user row first serialises concurrent sends to one user on both backends.
         sqlx::query(q::TOUCH_USER_SEND)
             .bind(c.account_id)
@@ -584,11 +576,11 @@ impl DeliveryStore for PgStore {
         Ok(Some((code_id, msg_id)))
     }
     async fn enqueue_message(&self, m: &OutboxRow) -> StoreResult<i64> {
-        let mut conn = self.w().acquire().await.map_err(map_err)?;
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
         insert_outbox(&mut *conn, m).await
     }
     async fn sent_codes(&self, account_id: i64, user_id: i64, since: i64) -> StoreResult<Vec<SentCodeRow>> {
-        let rows = sqlx::query(q::SENT_CODES).bind(account_id).bind(user_id).bind(since).fetch_all(self.r()).await.map_err(map_err)?;
+        let rows = sqlx::query(q::SENT_CODES).bind(account_id).bind(user_id).bind(since).fetch_all(&self.pool).await.map_err(map_err)?;
         rows.iter()
             .map(|r| -> Result<SentCodeRow, sqlx::Error> {
                 Ok(SentCodeRow {
@@ -605,25 +597,30 @@ impl DeliveryStore for PgStore {
             .map_err(map_err)
     }
     async fn consume_sent_code(&self, id: i64) -> StoreResult<bool> {
-        let r = sqlx::query(q::CONSUME_SENT_CODE).bind(id).execute(self.w()).await.map_err(map_err)?;
+        let r = sqlx::query(q::CONSUME_SENT_CODE).bind(id).execute(&self.pool).await.map_err(map_err)?;
         Ok(r.rows_affected() == 1)
     }
     async fn claim_outbox(&self, now: i64, lease_until: i64, limit: i64) -> StoreResult<Vec<OutboxRow>> {
-        let rows =
-            sqlx::query(q::CLAIM_OUTBOX_SKIP_LOCKED).bind(lease_until).bind(now).bind(limit).fetch_all(self.w()).await.map_err(map_err)?;
+        let rows = sqlx::query(q::CLAIM_OUTBOX_SKIP_LOCKED)
+            .bind(lease_until)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
         collect(rows, outbox_from)
     }
     async fn claim_outbox_one(&self, id: i64, now: i64, lease_until: i64) -> StoreResult<Option<OutboxRow>> {
-        let r = sqlx::query(q::CLAIM_OUTBOX_ONE).bind(lease_until).bind(id).bind(now).fetch_optional(self.w()).await.map_err(map_err)?;
+        let r = sqlx::query(q::CLAIM_OUTBOX_ONE).bind(lease_until).bind(id).bind(now).fetch_optional(&self.pool).await.map_err(map_err)?;
         r.as_ref().map(outbox_from).transpose().map_err(map_err)
     }
     async fn finish_outbox(&self, id: i64, state: &str, next_attempt_at: i64, error: &str) -> StoreResult<()> {
         let sql = if q::finish_clears_body(state) { q::FINISH_OUTBOX_CLEAR } else { q::FINISH_OUTBOX };
-        sqlx::query(sql).bind(state).bind(next_attempt_at).bind(error).bind(id).execute(self.w()).await.map_err(map_err)?;
+        sqlx::query(sql).bind(state).bind(next_attempt_at).bind(error).bind(id).execute(&self.pool).await.map_err(map_err)?;
         Ok(())
     }
     async fn outbox_by_id(&self, id: i64) -> StoreResult<Option<OutboxRow>> {
-        let r = sqlx::query(q::OUTBOX_BY_ID).bind(id).fetch_optional(self.r()).await.map_err(map_err)?;
+        let r = sqlx::query(q::OUTBOX_BY_ID).bind(id).fetch_optional(&self.pool).await.map_err(map_err)?;
         r.as_ref().map(outbox_from).transpose().map_err(map_err)
     }
 }

@@ -160,18 +160,20 @@ pub(crate) const INSERT_OUTBOX: &str = "INSERT INTO outbox (account_id, channel,
 pub(crate) const SENT_CODES: &str = "SELECT id, account_id, user_id, device_id, code_hash, expires_at, used FROM sent_codes WHERE account_id = $1 AND user_id = $2 AND created_at >= $3 ORDER BY id DESC";
 pub(crate) const CONSUME_SENT_CODE: &str = "UPDATE sent_codes SET used = 1 WHERE id = $1 AND used = 0";
 /// `claim_outbox` without and with row locks (PostgreSQL: several nodes share the outbox).
-pub(crate) const CLAIM_OUTBOX: &str = concat!(
-    "UPDATE outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1 WHERE id IN \
-     (SELECT id FROM outbox WHERE (state = 'pending' AND next_attempt_at <= $2) OR (state = 'sending' AND lease_until <= $2) \
-     ORDER BY id LIMIT $3) RETURNING ",
-    outbox_cols!()
-);
-pub(crate) const CLAIM_OUTBOX_SKIP_LOCKED: &str = concat!(
-    "UPDATE outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1 WHERE id IN \
-     (SELECT id FROM outbox WHERE (state = 'pending' AND next_attempt_at <= $2) OR (state = 'sending' AND lease_until <= $2) \
-     ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING ",
-    outbox_cols!()
-);
+macro_rules! claim_outbox {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1 WHERE id IN \
+             (SELECT id FROM outbox WHERE (state = 'pending' AND next_attempt_at <= $2) OR (state = 'sending' AND lease_until <= $2) \
+             ORDER BY id LIMIT $3",
+            $lock,
+            ") RETURNING ",
+            outbox_cols!()
+        )
+    };
+}
+pub(crate) const CLAIM_OUTBOX: &str = claim_outbox!("");
+pub(crate) const CLAIM_OUTBOX_SKIP_LOCKED: &str = claim_outbox!(" FOR UPDATE SKIP LOCKED");
 pub(crate) const CLAIM_OUTBOX_ONE: &str = concat!(
     "UPDATE outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1 WHERE id = $2 AND \
      ((state = 'pending' AND next_attempt_at <= $3) OR (state = 'sending' AND lease_until <= $3)) RETURNING ",
