@@ -24,6 +24,7 @@ pub struct Settings {
     pub log: LogSettings,
     /// Delivery providers, raw (read by the delivery module).
     pub delivery: serde_json::Value,
+    pub soap: SoapSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -65,6 +66,7 @@ impl Default for Settings {
             u2f: U2fSettings::default(),
             log: LogSettings::default(),
             delivery: serde_json::Value::Null,
+            soap: SoapSettings::default(),
         }
     }
 }
@@ -146,5 +148,23 @@ pub struct LogSettings {
 impl Default for LogSettings {
     fn default() -> Self {
         LogSettings { format: "text".into(), level: "info".into() }
+    }
+}
+
+/// The WCF/SOAP front door (docs/api.md, "SOAP (WCF)").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SoapSettings {
+    /// XML namespace of the data contracts (the result types), in the WSDL and in every reply. A
+    /// WCF proxy reads reply members only in the namespace its generated code names.
+    pub data_contract_namespace: String,
+}
+
+/// The data-contract namespace Tessera uses unless configured otherwise.
+pub const DEFAULT_DATA_CONTRACT_NAMESPACE: &str = "http://schemas.datacontract.org/2004/07/SurePassID.AuthServer";
+
+impl Default for SoapSettings {
+    fn default() -> Self {
+        SoapSettings { data_contract_namespace: DEFAULT_DATA_CONTRACT_NAMESPACE.into() }
     }
 }

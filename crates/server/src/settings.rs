@@ -65,6 +65,43 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
             "otp settings out of range (max_failures >= 1, lockout_seconds >= 0, send_limit >= 1, sent_code_lifetime_seconds >= 1)"
         );
     }
+    validate_data_contract_namespace(&s.soap.data_contract_namespace)
+        .map_err(|e| anyhow::anyhow!("soap.data_contract_namespace / TESSERA_SOAP__DATA_CONTRACT_NAMESPACE: {e}"))?;
+    Ok(())
+}
+
+/// Namespaces the WSDL and the SOAP envelope already use for something else.
+const RESERVED_NAMESPACES: &[&str] = &[
+    "http://www.w3.org/2001/XMLSchema",
+    "http://www.w3.org/2001/XMLSchema-instance",
+    "http://schemas.xmlsoap.org/soap/envelope/",
+    "http://schemas.xmlsoap.org/wsdl/",
+    "http://schemas.xmlsoap.org/wsdl/soap/",
+    "http://www.w3.org/2006/05/addressing/wsdl",
+    "http://schemas.microsoft.com/2003/10/Serialization/",
+];
+
+/// The data-contract namespace must be an absolute URI (`scheme:rest`) of at most 1024 visible
+/// ASCII characters, none of which needs escaping in XML, and not a namespace the SOAP front door
+/// already uses for something else.
+fn validate_data_contract_namespace(ns: &str) -> anyhow::Result<()> {
+    if ns.is_empty() || ns.len() > 1024 {
+        anyhow::bail!("must be an absolute URI of 1 to 1024 characters, e.g. http://schemas.datacontract.org/2004/07/SurePassID.AuthServer");
+    }
+    if let Some(c) = ns.chars().find(|c| !c.is_ascii_graphic() || "<>\"'&`{}|\\^".contains(*c)) {
+        anyhow::bail!("{:?} may not appear in it (visible ASCII URI characters only)", c);
+    }
+    let scheme_ok = ns.split_once(':').is_some_and(|(scheme, rest)| {
+        !rest.is_empty()
+            && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    if !scheme_ok {
+        anyhow::bail!("{ns:?} is not an absolute URI (scheme:rest, e.g. http://... or urn:...)");
+    }
+    if RESERVED_NAMESPACES.contains(&ns) {
+        anyhow::bail!("{ns} is reserved (the WSDL and the SOAP envelope use it)");
+    }
     Ok(())
 }
 
@@ -129,6 +166,26 @@ mod tests {
             let s = load(None).map_err(|e| e.to_string())?;
             assert_eq!(s.log.format, "json");
             assert_eq!(s.log.level, "info");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn data_contract_namespace_from_file_env_and_checked() {
+        figment::Jail::expect_with(|jail| {
+            let s = load(None).map_err(|e| e.to_string())?;
+            assert_eq!(s.soap.data_contract_namespace, "http://schemas.datacontract.org/2004/07/SurePassID.AuthServer");
+            jail.create_file("t.toml", "[soap]\ndata_contract_namespace = \"http://schemas.datacontract.org/2004/07/Acme.Mfa\"\n")?;
+            let s = load(Some(Path::new("t.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(s.soap.data_contract_namespace, "http://schemas.datacontract.org/2004/07/Acme.Mfa");
+            jail.set_env("TESSERA_SOAP__DATA_CONTRACT_NAMESPACE", "urn:acme:auth");
+            let s = load(Some(Path::new("t.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(s.soap.data_contract_namespace, "urn:acme:auth");
+            for bad in ["", "no-scheme", "http://a b", "http://x/\"><y", "1http://x", "http://www.w3.org/2001/XMLSchema-instance"] {
+                jail.set_env("TESSERA_SOAP__DATA_CONTRACT_NAMESPACE", bad);
+                let e = load(None).err().map(|e| e.to_string()).unwrap_or_default();
+                assert!(e.contains("data_contract_namespace"), "{bad:?}: {e}");
+            }
             Ok(())
         });
     }

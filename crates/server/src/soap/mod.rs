@@ -1,4 +1,4 @@
-//! The WCF/SOAP front door (decisions §1, §10): SOAP 1.1 as WCF's basicHttpBinding speaks it,
+//! The WCF/SOAP front door (docs/api.md, "SOAP (WCF)"): SOAP 1.1 as WCF's basicHttpBinding speaks it,
 //! document/literal wrapped, at `/AuthServerWCFService/SurePassAuthServerWCFService.svc`.
 //!
 //! * `POST`: the envelope is parsed ([`xml::parse_request`]); the Body's wrapper element names the
@@ -17,7 +17,12 @@
 //!   the request's `Host` (and `X-Forwarded-Proto`); a plain `GET` gets a short help page.
 //!
 //! Namespaces: target namespace `http://tempuri.org/`, port type `ISurePassAuthServerWCFService`,
-//! data contracts in `http://schemas.datacontract.org/2004/07/SurePassID.AuthServer` ([`ops::DC_NS`]).
+//! data contracts in `[soap] data_contract_namespace` (default
+//! `http://schemas.datacontract.org/2004/07/SurePassID.AuthServer`, [`ops::DC_NS`]), in the WSDL
+//! and in every reply alike.
+//!
+//! `ErrorMsg` of a successful call is `OK` on every method ([`OK_MESSAGE`]), also for the methods
+//! whose JSON twin answers `""` (the FIDO operations): a WCF client sees one convention.
 
 pub mod ops;
 pub mod wsdl;
@@ -40,6 +45,8 @@ use xml::{Fault, ParamValue};
 pub const PATH: &str = "/AuthServerWCFService/SurePassAuthServerWCFService.svc";
 pub const BODY_LIMIT: usize = crate::json_api::BODY_LIMIT;
 const XML_CONTENT_TYPE: &str = "text/xml; charset=utf-8";
+/// `ErrorMsg` of every successful SOAP call.
+pub const OK_MESSAGE: &str = "OK";
 
 pub async fn handle(
     State(state): State<Arc<AppState>>,
@@ -49,8 +56,9 @@ pub async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let data_contract_ns = state.service.settings.soap.data_contract_namespace.as_str();
     if method == Method::GET || method == Method::HEAD {
-        return get(&uri, &headers);
+        return get(&uri, &headers, data_contract_ns);
     }
     if method != Method::POST {
         let fault = Fault::client(format!("HTTP method {} is not allowed; POST a SOAP 1.1 envelope", xml::clip(method.as_str())));
@@ -76,12 +84,12 @@ pub async fn handle(
     };
     let outcome = state.service.handle(Some(op.json_type), params, &RequestCtx { source: peer.ip().to_string() }).await;
     state.metrics.request("soap", outcome.op.map(|o| o.name).unwrap_or("unknown"), outcome.code(), started.elapsed());
-    let reply = crate::json_api::envelope(&outcome.reply_type, &outcome.result, outcome.ok_message);
+    let reply = crate::json_api::envelope(&outcome.reply_type, &outcome.result, OK_MESSAGE);
     let reply = match reply {
         Value::Object(m) => m,
         _ => serde_json::Map::new(),
     };
-    xml_response(StatusCode::OK, xml::result_envelope(op, &reply))
+    xml_response(StatusCode::OK, xml::result_envelope(op, &reply, data_contract_ns))
 }
 
 /// Parses the envelope, finds the operation, checks the SOAPAction and maps the parameters.
@@ -132,10 +140,10 @@ fn check_action(headers: &HeaderMap, op: &ops::Operation) -> Result<(), Fault> {
     )))
 }
 
-fn get(uri: &Uri, headers: &HeaderMap) -> Response {
+fn get(uri: &Uri, headers: &HeaderMap, data_contract_ns: &str) -> Response {
     let key = uri.query().map(|q| q.split('&').next().unwrap_or("").split('=').next().unwrap_or("").to_ascii_lowercase());
     match key.as_deref() {
-        Some("wsdl") | Some("singlewsdl") => xml_response(StatusCode::OK, wsdl::document(&endpoint_url(headers))),
+        Some("wsdl") | Some("singlewsdl") => xml_response(StatusCode::OK, wsdl::document(&endpoint_url(headers), data_contract_ns)),
         None | Some("") => {
             let url = xml::escape(&endpoint_url(headers));
             let page = format!(

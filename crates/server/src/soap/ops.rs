@@ -110,17 +110,22 @@ impl Operation {
 
 /// Target namespace of the service (WCF's default).
 pub const TNS: &str = "http://tempuri.org/";
-/// Namespace of the data contracts (result types). WCF's default is
-/// `http://schemas.datacontract.org/2004/07/<CLR namespace>`; the vendor's was never published,
-/// so Tessera names it after the product.
-pub const DC_NS: &str = "http://schemas.datacontract.org/2004/07/SurePassID.AuthServer";
+/// Default namespace of the data contracts (result types); `[soap] data_contract_namespace`
+/// replaces it. WCF's default is `http://schemas.datacontract.org/2004/07/<CLR namespace>`; the
+/// vendor's was never published, so Tessera names it after the product.
+pub const DC_NS: &str = tessera_core::config::DEFAULT_DATA_CONTRACT_NAMESPACE;
 pub const PORT_TYPE: &str = "ISurePassAuthServerWCFService";
 pub const SERVICE_NAME: &str = "SurePassAuthServerWCFService";
 pub const BINDING_NAME: &str = "BasicHttpBinding_ISurePassAuthServerWCFService";
 
-/// The SOAPAction of a method.
+/// The SOAPAction of a method (also its input's `wsaw:Action`).
 pub fn soap_action(method: &str) -> String {
     format!("{TNS}{PORT_TYPE}/{method}")
+}
+
+/// The action of a method's reply (its output's `wsaw:Action`), as WCF names it.
+pub fn reply_action(method: &str) -> String {
+    format!("{TNS}{PORT_TYPE}/{method}Response")
 }
 
 /// Finds an operation by its WCF method name (exact, as WCF matches it).

@@ -14,7 +14,7 @@
 //! response wrapper in the default namespace `http://tempuri.org/`, data-contract members
 //! prefixed `a:` and nils as `i:nil="true"`.
 
-use super::ops::{ComplexType, Member, MemberType, Operation, Xsd, DC_NS, TNS};
+use super::ops::{ComplexType, Member, MemberType, Operation, Xsd, TNS};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
@@ -428,11 +428,13 @@ pub fn fault_envelope(fault: &Fault) -> String {
 }
 
 /// The result envelope of `op` for the flat JSON reply `reply` (errorCode, errorMessage and the
-/// operation's fields), rendered as `op.result` with its members in WCF order.
-pub fn result_envelope(op: &Operation, reply: &Map<String, Value>) -> String {
+/// operation's fields), rendered as `op.result` in the data-contract namespace `data_contract_ns`
+/// with its members in WCF order.
+pub fn result_envelope(op: &Operation, reply: &Map<String, Value>, data_contract_ns: &str) -> String {
     let mut out = String::with_capacity(512);
     let m = op.method;
-    let _ = write!(out, r#"{ENVELOPE_OPEN}<{m}Response xmlns="{TNS}"><{m}Result xmlns:a="{DC_NS}" xmlns:i="{XSI}">"#);
+    let dc = escape(data_contract_ns);
+    let _ = write!(out, r#"{ENVELOPE_OPEN}<{m}Response xmlns="{TNS}"><{m}Result xmlns:a="{dc}" xmlns:i="{XSI}">"#);
     write_members(&mut out, op.result, reply);
     let _ = write!(out, "</{m}Result></{m}Response>{ENVELOPE_CLOSE}");
     out

@@ -1,7 +1,8 @@
-//! The WCF/SOAP front door (decisions §1, §10): recorded WCF envelopes and their exact replies,
-//! the WSDL, bad input of every kind, and one implementation behind both front doors.
+//! The WCF/SOAP front door (docs/api.md, "SOAP (WCF)"): recorded WCF envelopes and their exact
+//! replies, the WSDL, the configurable data-contract namespace, bad input of every kind, and one
+//! implementation behind both front doors.
 
-use crate::helpers::{assert_code, spawn_app, Backend, TestApp};
+use crate::helpers::{assert_code, spawn_app, spawn_app_with, Backend, TestApp};
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
@@ -465,6 +466,7 @@ fn attr<'a>(e: &'a WsdlElement, name: &str) -> Option<&'a str> {
 }
 
 const WSDL_NS: &str = "http://schemas.xmlsoap.org/wsdl/";
+const WSAW: &str = "http://www.w3.org/2006/05/addressing/wsdl";
 const WSDL_SOAP: &str = "http://schemas.xmlsoap.org/wsdl/soap/";
 const XS: &str = "http://www.w3.org/2001/XMLSchema";
 
@@ -497,6 +499,28 @@ async fn wsdl_is_complete_and_well_formed() {
         assert_eq!(attr(port_types[0], "name"), Some("ISurePassAuthServerWCFService"));
         assert_eq!(under("portType", "operation"), methods);
         assert_eq!(under("binding", "operation"), methods);
+        // every port-type input and output carries its wsaw:Action (WCF's importer reads the
+        // actions from these alone), wsaw declared on the root, one part named parameters
+        assert!(text.contains(&format!(r#"xmlns:wsaw="{WSAW}""#)), "wsaw not declared");
+        for (dir, suffix) in [("input", ""), ("output", "Response")] {
+            let actions: BTreeSet<String> = els
+                .iter()
+                .filter(|e| e.0 == WSDL_NS && e.1 == dir && e.3.last().is_some_and(|(n, l)| n == WSDL_NS && l == "operation"))
+                .filter(|e| e.3.iter().any(|(n, l)| n == WSDL_NS && l == "portType"))
+                .map(|e| attr(e, "wsaw:Action").unwrap_or_else(|| panic!("{dir} without wsaw:Action")).to_string())
+                .collect();
+            assert_eq!(actions, methods.iter().map(|m| format!("{ACTION}{m}{suffix}")).collect(), "{dir}");
+        }
+        for op in OPERATIONS {
+            let m = op.method;
+            let input = format!(r#"<wsdl:input wsaw:Action="{ACTION}{m}" message="tns:ISurePassAuthServerWCFService_{m}_InputMessage"/>"#);
+            let output =
+                format!(r#"<wsdl:output wsaw:Action="{ACTION}{m}Response" message="tns:ISurePassAuthServerWCFService_{m}_OutputMessage"/>"#);
+            assert!(text.contains(&input) && text.contains(&output), "{m}");
+        }
+        let parts: Vec<&WsdlElement> = els.iter().filter(|e| e.0 == WSDL_NS && e.1 == "part").collect();
+        assert_eq!(parts.len(), 48);
+        assert!(parts.iter().all(|p| attr(p, "name") == Some("parameters")));
         // SOAPAction per operation, document style, literal bodies, SOAP over HTTP
         let actions: BTreeSet<String> = els
             .iter()
@@ -671,12 +695,15 @@ async fn oath_delivery_and_u2f_methods(b: Backend) {
     .await;
     assert_eq!(error_code(&r), 0, "{r}");
     assert!(!member(&r, "Psn").unwrap_or_default().is_empty(), "{r}");
+    // JSON's add_u2f_device answers errorMessage "", SOAP answers "OK" on every method
+    assert_eq!(member(&r, "ErrorMsg").as_deref(), Some("OK"), "{r}");
 
     let u = ("authServerPartnerUserLoginName", "u2f");
     let app_id = ("appId", "https://rp.example.com");
     let r = call(&app, "EnrollAppU2FInit", &[u, app_id]).await;
     assert_eq!(error_code(&r), 0, "{r}");
-    assert_eq!(member(&r, "ErrorMsg").as_deref(), Some(""));
+    assert_eq!(member(&r, "ErrorMsg").as_deref(), Some("OK"));
+    assert_eq!(app.call("pre_enroll", json!({"username": "u2f", "appId": "https://rp.example.com"})).await["errorMessage"], "");
     assert!(r.contains("<a:RegisterRequest><a:U2FRegisterRequest><a:AppId>https://rp.example.com</a:AppId><a:Challenge>"), "{r}");
     assert!(r.contains("<a:Version>U2F_V2</a:Version></a:U2FRegisterRequest></a:RegisterRequest><a:SignRequest/>"), "{r}");
     let session = member(&r, "SessionId").expect("SessionId");
@@ -704,3 +731,42 @@ async fn oath_delivery_and_u2f_methods(b: Backend) {
     assert_eq!(error_code(&r), 9114, "{r}");
 }
 api_test!(oath_delivery_and_u2f_methods);
+
+/// `[soap] data_contract_namespace` moves the data contracts, in the WSDL and in every reply; the
+/// rest of the contract (target namespace, actions, member order) stays as it is.
+async fn data_contract_namespace_is_configurable(b: Backend) {
+    const ACME: &str = "http://schemas.datacontract.org/2004/07/Acme.Auth";
+    let app = spawn_app_with(b, |s| s.soap.data_contract_namespace = ACME.into()).await;
+    let wsdl = app.client.get(format!("{}?wsdl", url(&app))).send().await.expect("get").text().await.expect("text");
+    well_formed(&wsdl).expect("well-formed");
+    assert!(!wsdl.contains(DC), "the default namespace is gone from the WSDL");
+    let els = wsdl_elements(&wsdl);
+    assert!(els.iter().any(|e| e.0 == XS && e.1 == "schema" && attr(e, "targetNamespace") == Some(ACME)));
+    assert!(els.iter().any(|e| e.0 == XS && e.1 == "import" && attr(e, "namespace") == Some(ACME)));
+    assert!(wsdl.contains(&format!(r#"<xs:schema elementFormDefault="qualified" targetNamespace="http://tempuri.org/" xmlns:q="{ACME}">"#)));
+
+    let r = call(&app, "AddUser", &[("authServerPartnerUserLoginName", "ann"), ("email", "ann@example.com"), ("userStatus", "0")]).await;
+    assert_eq!(r, wcf_reply("AddUser", "<a:ErrorCode>0</a:ErrorCode><a:ErrorMsg>OK</a:ErrorMsg>").replace(DC, ACME));
+    let r = call(&app, "FindUser", &[("authServerPartnerUserLoginName", "nobody")]).await;
+    assert_eq!(
+        r,
+        wcf_reply(
+            "FindUser",
+            &format!("{NIL_USER}<a:ErrorCode>9106</a:ErrorCode><a:ErrorMsg>User not found [nobody]</a:ErrorMsg>{NIL_USER_TAIL}")
+        )
+        .replace(DC, ACME)
+    );
+    drop(app);
+
+    // the target namespace itself: one schema holds the wrappers and the data contracts
+    let app = spawn_app_with(b, |s| s.soap.data_contract_namespace = "http://tempuri.org/".into()).await;
+    let wsdl = app.client.get(format!("{}?wsdl", url(&app))).send().await.expect("get").text().await.expect("text");
+    let els = wsdl_elements(&wsdl);
+    let schemas: Vec<&WsdlElement> = els.iter().filter(|e| e.0 == XS && e.1 == "schema").collect();
+    assert_eq!(schemas.len(), 1, "one schema");
+    assert!(!els.iter().any(|e| e.0 == XS && e.1 == "import"), "no self-import");
+    assert!(els.iter().any(|e| e.0 == XS && e.1 == "complexType" && attr(e, "name") == Some("AuthServerResponseUserInfo")));
+    let r = call(&app, "FindUser", &[("authServerPartnerUserLoginName", "nobody")]).await;
+    assert!(r.contains(r#"<FindUserResult xmlns:a="http://tempuri.org/" "#), "{r}");
+}
+api_test!(data_contract_namespace_is_configurable);
