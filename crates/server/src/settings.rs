@@ -86,7 +86,9 @@ const RESERVED_NAMESPACES: &[&str] = &[
 /// already uses for something else.
 fn validate_data_contract_namespace(ns: &str) -> anyhow::Result<()> {
     if ns.is_empty() || ns.len() > 1024 {
-        anyhow::bail!("must be an absolute URI of 1 to 1024 characters, e.g. http://schemas.datacontract.org/2004/07/SurePassID.AuthServer");
+        anyhow::bail!(
+            "must be an absolute URI of 1 to 1024 characters, e.g. http://schemas.datacontract.org/2004/07/SurePassID.AuthServer"
+        );
     }
     if let Some(c) = ns.chars().find(|c| !c.is_ascii_graphic() || "<>\"'&`{}|\\^".contains(*c)) {
         anyhow::bail!("{:?} may not appear in it (visible ASCII URI characters only)", c);

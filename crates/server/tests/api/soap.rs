@@ -514,8 +514,9 @@ async fn wsdl_is_complete_and_well_formed() {
         for op in OPERATIONS {
             let m = op.method;
             let input = format!(r#"<wsdl:input wsaw:Action="{ACTION}{m}" message="tns:ISurePassAuthServerWCFService_{m}_InputMessage"/>"#);
-            let output =
-                format!(r#"<wsdl:output wsaw:Action="{ACTION}{m}Response" message="tns:ISurePassAuthServerWCFService_{m}_OutputMessage"/>"#);
+            let output = format!(
+                r#"<wsdl:output wsaw:Action="{ACTION}{m}Response" message="tns:ISurePassAuthServerWCFService_{m}_OutputMessage"/>"#
+            );
             assert!(text.contains(&input) && text.contains(&output), "{m}");
         }
         let parts: Vec<&WsdlElement> = els.iter().filter(|e| e.0 == WSDL_NS && e.1 == "part").collect();
