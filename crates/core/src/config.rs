@@ -24,6 +24,7 @@ pub struct Settings {
     pub log: LogSettings,
     /// Delivery providers, raw (read by the delivery module).
     pub delivery: serde_json::Value,
+    pub radius: RadiusSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -65,6 +66,7 @@ impl Default for Settings {
             u2f: U2fSettings::default(),
             log: LogSettings::default(),
             delivery: serde_json::Value::Null,
+            radius: RadiusSettings::default(),
         }
     }
 }
@@ -146,5 +148,25 @@ pub struct LogSettings {
 impl Default for LogSettings {
     fn default() -> Self {
         LogSettings { format: "text".into(), level: "info".into() }
+    }
+}
+
+/// The RADIUS front door (`[radius]`, env `TESSERA_RADIUS__<KEY>`); see docs/operations.md.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RadiusSettings {
+    /// UDP address to listen on, e.g. `127.0.0.1:1812`; unset or empty = RADIUS is off.
+    pub listen: Option<String>,
+    /// How long an Access-Challenge's State can be answered (seconds).
+    pub challenge_seconds: i64,
+    /// How often the client table is re-read from the database (milliseconds).
+    pub client_refresh_ms: u64,
+    /// Requests evaluated at once; datagrams beyond it are dropped (the NAS retransmits).
+    pub max_in_flight: usize,
+}
+
+impl Default for RadiusSettings {
+    fn default() -> Self {
+        RadiusSettings { listen: None, challenge_seconds: 120, client_refresh_ms: 2000, max_in_flight: 1024 }
     }
 }

@@ -292,8 +292,9 @@ pub fn encode_request(identifier: u8, authenticator: &[u8; 16], attrs: &[(u8, &[
 pub fn verify_response(response: &[u8], request_authenticator: &[u8; 16], secret: &[u8], require_ma: bool) -> bool {
     let Ok(p) = Packet::parse(response) else { return false };
     let raw = p.raw();
-    let expected = Md5::new().chain_update(&raw[..4]).chain_update(request_authenticator).chain_update(&raw[HEADER_LEN..]).chain_update(secret).finalize();
-    if !bool::from(expected.as_slice().ct_eq(&raw[4..HEADER_LEN])) {
+    let expected: [u8; 16] =
+        Md5::new().chain_update(&raw[..4]).chain_update(request_authenticator).chain_update(&raw[HEADER_LEN..]).chain_update(secret).finalize().into();
+    if !bool::from(expected.ct_eq(&raw[4..HEADER_LEN])) {
         return false;
     }
     let mut with_request_auth = raw.to_vec();
