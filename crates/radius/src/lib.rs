@@ -242,7 +242,7 @@ fn push_attr(buf: &mut Vec<u8>, t: u8, value: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Header + Message-Authenticator (zeroed) + `attrs`; returns the buffer and the offset of the
+/// Header + Message-Authenticator (zeroed) + `attrs` (which must not hold one); returns the buffer and the offset of the
 /// Message-Authenticator's value.
 fn assemble(code: u8, identifier: u8, authenticator: &[u8; 16], attrs: &[(u8, &[u8])]) -> Result<(Vec<u8>, usize), Error> {
     let mut buf = Vec::with_capacity(64 + attrs.iter().map(|(_, v)| v.len() + 2).sum::<usize>());
@@ -250,6 +250,10 @@ fn assemble(code: u8, identifier: u8, authenticator: &[u8; 16], attrs: &[(u8, &[
     buf.extend_from_slice(authenticator);
     push_attr(&mut buf, attr::MESSAGE_AUTHENTICATOR, &[0u8; 16])?;
     for (t, v) in attrs {
+        if *t == attr::MESSAGE_AUTHENTICATOR {
+            // There is exactly one, computed here.
+            return Err(Error::BadAttribute);
+        }
         push_attr(&mut buf, *t, v)?;
     }
     if buf.len() > MAX_PACKET {

@@ -152,6 +152,7 @@ fn malformed_packets_are_refused_without_panicking() {
 fn encoding_refuses_oversized_values() {
     let big = vec![b'x'; 254];
     assert_eq!(encode_response(code::ACCESS_ACCEPT, 1, &[0; 16], &[(attr::REPLY_MESSAGE, &big)], SECRET).err(), Some(Error::TooLong));
+    assert_eq!(encode_response(code::ACCESS_ACCEPT, 1, &[0; 16], &[(attr::MESSAGE_AUTHENTICATOR, &[0u8; 16])], SECRET).err(), Some(Error::BadAttribute));
     let many: Vec<(u8, &[u8])> = (0..20).map(|_| (attr::REPLY_MESSAGE, &big[..250])).collect();
     assert_eq!(encode_response(code::ACCESS_ACCEPT, 1, &[0; 16], &many, SECRET).err(), Some(Error::TooLong));
 }
@@ -197,7 +198,10 @@ fn mutated_packets_never_panic() {
             let _ = decrypt_user_password(pw, SECRET, &p.authenticator);
         }
         let attrs: Vec<(u8, &[u8])> = p.all_attrs().filter(|(_, v)| v.len() <= 253).take(8).collect();
-        if let Ok(out) = encode_response(code::ACCESS_CHALLENGE, p.identifier, &p.authenticator, &attrs, SECRET) {
+        let own_ma = attrs.iter().any(|(t, _)| *t == attr::MESSAGE_AUTHENTICATOR);
+        let encoded = encode_response(code::ACCESS_CHALLENGE, p.identifier, &p.authenticator, &attrs, SECRET);
+        assert!(!own_ma || encoded == Err(Error::BadAttribute));
+        if let Ok(out) = encoded {
             assert!(Packet::parse(&out).is_ok());
             assert!(verify_response(&out, &p.authenticator, SECRET, true));
         }

@@ -361,8 +361,8 @@ impl Front {
         let mut calls = Vec::new();
         let decision = decide(&self.state.service, &req, &ctx, &mut calls).await;
         let elapsed = started.elapsed();
-        for (op, c) in &calls {
-            self.state.metrics.request("radius", op, *c, elapsed);
+        for &(op, c) in &calls {
+            self.state.metrics.request("radius", op, c, elapsed);
         }
         let mut attrs: Vec<(u8, &[u8])> = Vec::new();
         let (code_out, outcome) = match &decision {
