@@ -199,7 +199,7 @@ pub fn check_message_authenticator(p: &Packet<'_>, secret: &[u8]) -> MessageAuth
 
 /// Reveals a User-Password (RFC 2865 §5.2); trailing NUL padding is removed.
 pub fn decrypt_user_password(value: &[u8], secret: &[u8], authenticator: &[u8; 16]) -> Result<Vec<u8>, Error> {
-    if value.is_empty() || value.len() > MAX_PASSWORD || value.len() % 16 != 0 {
+    if value.is_empty() || value.len() > MAX_PASSWORD || value.len() & 15 != 0 {
         return Err(Error::BadPassword);
     }
     let mut out = Vec::with_capacity(value.len());
@@ -296,8 +296,13 @@ pub fn encode_request(identifier: u8, authenticator: &[u8; 16], attrs: &[(u8, &[
 pub fn verify_response(response: &[u8], request_authenticator: &[u8; 16], secret: &[u8], require_ma: bool) -> bool {
     let Ok(p) = Packet::parse(response) else { return false };
     let raw = p.raw();
-    let expected: [u8; 16] =
-        Md5::new().chain_update(&raw[..4]).chain_update(request_authenticator).chain_update(&raw[HEADER_LEN..]).chain_update(secret).finalize().into();
+    let expected: [u8; 16] = Md5::new()
+        .chain_update(&raw[..4])
+        .chain_update(request_authenticator)
+        .chain_update(&raw[HEADER_LEN..])
+        .chain_update(secret)
+        .finalize()
+        .into();
     if !bool::from(expected.ct_eq(&raw[4..HEADER_LEN])) {
         return false;
     }
@@ -321,7 +326,8 @@ pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
     let net = if text.contains('/') {
         text.parse::<IpNet>().map_err(|_| format!("{text:?} is not an IP address or CIDR range (e.g. 10.0.0.1 or 10.0.0.0/24)"))?
     } else {
-        let ip = text.parse::<IpAddr>().map_err(|_| format!("{text:?} is not an IP address or CIDR range (e.g. 10.0.0.1 or 10.0.0.0/24)"))?;
+        let ip =
+            text.parse::<IpAddr>().map_err(|_| format!("{text:?} is not an IP address or CIDR range (e.g. 10.0.0.1 or 10.0.0.0/24)"))?;
         IpNet::from(canonical_ip(ip))
     };
     if net.trunc() != net {

@@ -14,12 +14,12 @@ fn rfc_request() -> Vec<u8> {
         "0406c0a80110",
         "050600000003"
     ))
-    .unwrap()
+    .expect("hex")
 }
 
 /// RFC 2865 §7.1: the server's Access-Accept (Service-Type, Login-Service, Login-IP-Host).
 fn rfc_accept() -> Vec<u8> {
-    hex::decode("0200002686fe220e7624ba2a1005f6bf9b55e0b2060600000001" .to_owned() + "0f06000000000e06c0a80103").unwrap()
+    hex::decode("0200002686fe220e7624ba2a1005f6bf9b55e0b2060600000001".to_owned() + "0f06000000000e06c0a80103").expect("hex")
 }
 
 #[test]
@@ -56,7 +56,14 @@ fn rfc2865_7_1_accept_has_the_rfc_response_authenticator() {
 fn responses_carry_the_message_authenticator_first_and_verify() {
     let req = rfc_request();
     let p = Packet::parse(&req).unwrap();
-    let out = encode_response(code::ACCESS_CHALLENGE, p.identifier, &p.authenticator, &[(attr::STATE, b"abc"), (attr::REPLY_MESSAGE, b"Enter the passcode")], SECRET).unwrap();
+    let out = encode_response(
+        code::ACCESS_CHALLENGE,
+        p.identifier,
+        &p.authenticator,
+        &[(attr::STATE, b"abc"), (attr::REPLY_MESSAGE, b"Enter the passcode")],
+        SECRET,
+    )
+    .unwrap();
     assert_eq!(out[0], code::ACCESS_CHALLENGE);
     assert_eq!(out[20], attr::MESSAGE_AUTHENTICATOR);
     assert_eq!(out[21], 18);
@@ -152,7 +159,10 @@ fn malformed_packets_are_refused_without_panicking() {
 fn encoding_refuses_oversized_values() {
     let big = vec![b'x'; 254];
     assert_eq!(encode_response(code::ACCESS_ACCEPT, 1, &[0; 16], &[(attr::REPLY_MESSAGE, &big)], SECRET).err(), Some(Error::TooLong));
-    assert_eq!(encode_response(code::ACCESS_ACCEPT, 1, &[0; 16], &[(attr::MESSAGE_AUTHENTICATOR, &[0u8; 16])], SECRET).err(), Some(Error::BadAttribute));
+    assert_eq!(
+        encode_response(code::ACCESS_ACCEPT, 1, &[0; 16], &[(attr::MESSAGE_AUTHENTICATOR, &[0u8; 16])], SECRET).err(),
+        Some(Error::BadAttribute)
+    );
     let many: Vec<(u8, &[u8])> = (0..20).map(|_| (attr::REPLY_MESSAGE, &big[..250])).collect();
     assert_eq!(encode_response(code::ACCESS_ACCEPT, 1, &[0; 16], &many, SECRET).err(), Some(Error::TooLong));
 }

@@ -349,13 +349,7 @@ impl Front {
             return reject(MSG_FAILED);
         };
         let Ok(password) = std::str::from_utf8(&password) else { return reject(MSG_FAILED) };
-        let req = RadiusRequest {
-            account: &client.account,
-            otp_only: client.otp_only,
-            username,
-            password,
-            state: p.attr(attr::STATE),
-        };
+        let req = RadiusRequest { account: &client.account, otp_only: client.otp_only, username, password, state: p.attr(attr::STATE) };
         let ctx = RequestCtx { source: format!("radius/{}", wire::canonical_ip(peer.ip())) };
         let started = Instant::now();
         let mut calls = Vec::new();

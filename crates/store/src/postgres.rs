@@ -690,7 +690,11 @@ impl RadiusStore for PgStore {
             .await
             .map_err(map_err)?;
         r.map(|r| -> Result<RadiusChallengeRow, sqlx::Error> {
-            Ok(RadiusChallengeRow { account_id: r.try_get("account_id")?, user_key: r.try_get("user_key")?, expires_at: r.try_get("expires_at")? })
+            Ok(RadiusChallengeRow {
+                account_id: r.try_get("account_id")?,
+                user_key: r.try_get("user_key")?,
+                expires_at: r.try_get("expires_at")?,
+            })
         })
         .transpose()
         .map_err(map_err)

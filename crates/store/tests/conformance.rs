@@ -495,7 +495,10 @@ async fn radius_clients_and_challenges(s: Arc<dyn Store>) {
     let mine = s.list_radius_clients(Some(aid)).await.expect("list");
     assert_eq!(mine.iter().map(|c| c.address.as_str()).collect::<Vec<_>>(), ["10.0.0.0/24", "192.0.2.7/32"]);
     let c = &mine[1];
-    assert_eq!((c.id > 0, c.account_id, c.account_name.as_str(), c.secret.as_slice(), c.otp_only, c.created_at), (true, aid, "acct", &[9u8, 8, 7][..], true, 5));
+    assert_eq!(
+        (c.id > 0, c.account_id, c.account_name.as_str(), c.secret.as_slice(), c.otp_only, c.created_at),
+        (true, aid, "acct", &[9u8, 8, 7][..], true, 5)
+    );
     assert!(!mine[0].otp_only);
     let all = s.list_radius_clients(None).await.expect("list");
     assert_eq!(all.len(), 3);

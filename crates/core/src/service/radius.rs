@@ -55,7 +55,10 @@ pub enum Decision {
     /// With a Reply-Message (never says which factor failed in flow 2).
     Reject(&'static str),
     /// `state` goes into the State attribute, `message` into Reply-Message.
-    Challenge { state: String, message: String },
+    Challenge {
+        state: String,
+        message: String,
+    },
 }
 
 /// One service operation run for a request: (type, errorCode), for metrics.
@@ -204,10 +207,8 @@ async fn answer_challenge(
     calls: &mut Vec<Call>,
 ) -> Decision {
     let Ok(state) = std::str::from_utf8(state) else { return Decision::Reject(MSG_STALE) };
-    let consumed = svc
-        .store
-        .consume_radius_challenge(caller.account_id(), &crypto::secret_hash(state), &username_key(req.username), svc.now())
-        .await;
+    let consumed =
+        svc.store.consume_radius_challenge(caller.account_id(), &crypto::secret_hash(state), &username_key(req.username), svc.now()).await;
     match consumed {
         Ok(Some(_)) => {
             let otp = Zeroizing::new(req.password.trim().to_string());
