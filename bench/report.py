@@ -128,6 +128,8 @@ def main() -> int:
     row("validate_user (argon2id)", "validate_user")
     row("send_oath_otp (email, log provider)", "send")
     row("U2F pre_sign+sign pairs (Python, closed)", "u2f", "ok/s = ceremonies/s; p50/p99 per pair")
+    row("RADIUS Access-Request, password+OTP (PAP)", "radius", "argon2id + HOTP per request; Python UDP client, -c 32")
+    row("RADIUS Access-Request, OTP-only client", "radius_otp", "HOTP per request; Python UDP client, -c 32")
     row("privacyIDEA 3.14 /validate/check (HOTP)", "peer", f"gunicorn -w 2, SQLite, {a.pi_tokens:,} tokens")
     p("peak RSS: the server's VmHWM during that run alone (reset between runs); srv cores: the server's CPU time / run")
     p("time (2.00 = both cores); box busy: the whole machine's CPU use during the run (wrk and other work included);")

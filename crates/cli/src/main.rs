@@ -4,6 +4,7 @@
 //! environment variables). Errors are one line on stderr and a non-zero exit status.
 
 mod device;
+mod radius;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -41,6 +42,9 @@ enum Command {
     /// Read the audit trail.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// RADIUS clients (NAS) of an account.
+    #[command(subcommand)]
+    Radius(radius::RadiusCmd),
 }
 
 #[derive(Subcommand)]
@@ -150,6 +154,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Account(cmd) => account(&settings, cmd).await,
             Command::Device(cmd) => device::run(&settings, cmd, now()).await,
             Command::Audit(cmd) => audit(&settings, cmd).await,
+            Command::Radius(cmd) => radius::run(&settings, cmd, now()).await,
         }
     })
 }

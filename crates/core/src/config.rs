@@ -25,6 +25,7 @@ pub struct Settings {
     /// Delivery providers, raw (read by the delivery module).
     pub delivery: serde_json::Value,
     pub soap: SoapSettings,
+    pub radius: RadiusSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -67,6 +68,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             delivery: serde_json::Value::Null,
             soap: SoapSettings::default(),
+            radius: RadiusSettings::default(),
         }
     }
 }
@@ -166,5 +168,25 @@ pub const DEFAULT_DATA_CONTRACT_NAMESPACE: &str = "http://schemas.datacontract.o
 impl Default for SoapSettings {
     fn default() -> Self {
         SoapSettings { data_contract_namespace: DEFAULT_DATA_CONTRACT_NAMESPACE.into() }
+    }
+}
+
+/// The RADIUS front door (`[radius]`, env `TESSERA_RADIUS__<KEY>`); see docs/operations.md.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RadiusSettings {
+    /// UDP address to listen on, e.g. `127.0.0.1:1812`; unset or empty = RADIUS is off.
+    pub listen: Option<String>,
+    /// How long an Access-Challenge's State can be answered (seconds).
+    pub challenge_seconds: i64,
+    /// How often the client table is re-read from the database (milliseconds).
+    pub client_refresh_ms: u64,
+    /// Requests evaluated at once; datagrams beyond it are dropped (the NAS retransmits).
+    pub max_in_flight: usize,
+}
+
+impl Default for RadiusSettings {
+    fn default() -> Self {
+        RadiusSettings { listen: None, challenge_seconds: 120, client_refresh_ms: 2000, max_in_flight: 1024 }
     }
 }

@@ -184,6 +184,38 @@ impl MasterKey {
     }
 }
 
+impl MasterKey {
+    /// Encrypts a secret that must be recovered later (e.g. a RADIUS shared secret), bound to
+    /// `context` (authenticated, not encrypted): nonce(12) ‖ ciphertext+tag, like [`Self::seal_seed`].
+    pub fn seal_bound(&self, context: &str, secret: &[u8]) -> Vec<u8> {
+        let mut nonce_bytes = [0u8; 12];
+        OsRng.fill_bytes(&mut nonce_bytes);
+        let aad = bound_aad(context);
+        let ct = self
+            .cipher()
+            .encrypt(&Nonce::from(nonce_bytes), Payload { msg: secret, aad: &aad })
+            .expect("AES-GCM encryption of a short secret cannot fail");
+        let mut out = nonce_bytes.to_vec();
+        out.extend_from_slice(&ct);
+        out
+    }
+
+    /// Decrypts what [`Self::seal_bound`] sealed; `None` for another context or another key.
+    pub fn open_bound(&self, context: &str, sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        if sealed.len() < 12 + 16 {
+            return None;
+        }
+        let (nonce, ct) = sealed.split_at(12);
+        let nonce: [u8; 12] = nonce.try_into().ok()?;
+        let aad = bound_aad(context);
+        self.cipher().decrypt(&Nonce::from(nonce), Payload { msg: ct, aad: &aad }).ok().map(Zeroizing::new)
+    }
+}
+
+fn bound_aad(context: &str) -> Vec<u8> {
+    format!("tessera-bound-v1|{context}").into_bytes()
+}
+
 fn seed_aad(account_id: i64, psn: &str) -> Vec<u8> {
     format!("tessera-seed-v1|{account_id}|{psn}").into_bytes()
 }
@@ -229,6 +261,17 @@ mod tests {
         assert_ne!(h, k.sent_code_hash(1, 2, "123457"));
         assert_ne!(h, MasterKey::generate().sent_code_hash(1, 2, "123456"));
         assert_ne!(h, Sha256::digest(b"1|2|123456").to_vec());
+    }
+
+    #[test]
+    fn bound_secrets_open_only_in_their_context() {
+        let k = MasterKey::generate();
+        let sealed = k.seal_bound("radius|7|10.0.0.0/24", b"shared secret");
+        assert!(!sealed.windows(13).any(|w| w == b"shared secret"));
+        assert_eq!(k.open_bound("radius|7|10.0.0.0/24", &sealed).map(|s| s.to_vec()), Some(b"shared secret".to_vec()));
+        assert!(k.open_bound("radius|8|10.0.0.0/24", &sealed).is_none());
+        assert!(MasterKey::generate().open_bound("radius|7|10.0.0.0/24", &sealed).is_none());
+        assert!(k.open_bound("radius|7|10.0.0.0/24", &sealed[..20]).is_none());
     }
 
     #[test]

@@ -296,6 +296,66 @@ pub trait DeliveryStore: Send + Sync {
     async fn outbox_by_id(&self, id: i64) -> StoreResult<Option<OutboxRow>>;
 }
 
+/// A RADIUS client (NAS) of an account: the addresses it sends from and its shared secret.
+#[derive(Clone, Default)]
+pub struct RadiusClientRow {
+    pub id: i64,
+    pub account_id: i64,
+    /// Filled in by `list_radius_clients` (read in the same query); ignored by `add_radius_client`.
+    pub account_name: String,
+    /// Canonical CIDR text (`10.0.0.0/24`, `192.0.2.7/32`, `2001:db8::/64`); unique over all accounts.
+    pub address: String,
+    /// The shared secret sealed under the master key (`MasterKey::seal_bound`, bound to account and address).
+    pub secret: Vec<u8>,
+    /// User-Password carries the OTP alone (no password check).
+    pub otp_only: bool,
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for RadiusClientRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RadiusClientRow")
+            .field("id", &self.id)
+            .field("account_id", &self.account_id)
+            .field("account_name", &self.account_name)
+            .field("address", &self.address)
+            .field("secret", &"<sealed>")
+            .field("otp_only", &self.otp_only)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A pending RADIUS Access-Challenge, stored under the hash of its State.
+#[derive(Debug, Clone)]
+pub struct RadiusChallengeRow {
+    pub account_id: i64,
+    /// The case-folded username the password was checked for.
+    pub user_key: String,
+    pub expires_at: i64,
+}
+
+#[async_trait]
+pub trait RadiusStore: Send + Sync {
+    /// Adds a client; `Conflict` if any account already has a client with this address.
+    async fn add_radius_client(&self, client: &RadiusClientRow) -> StoreResult<i64>;
+    /// Removes the account's client with this address; returns whether it existed.
+    async fn remove_radius_client(&self, account_id: i64, address: &str) -> StoreResult<bool>;
+    /// Clients of one account (or of all), ordered by account name and address, with `account_name` set.
+    async fn list_radius_clients(&self, account_id: Option<i64>) -> StoreResult<Vec<RadiusClientRow>>;
+    async fn create_radius_challenge(&self, state_hash: &[u8], row: &RadiusChallengeRow) -> StoreResult<()>;
+    /// Consumes (deletes) the challenge if it belongs to this account and user and is unexpired;
+    /// returns it. A request for another account or user does not consume it.
+    async fn consume_radius_challenge(
+        &self,
+        account_id: i64,
+        state_hash: &[u8],
+        user_key: &str,
+        now: i64,
+    ) -> StoreResult<Option<RadiusChallengeRow>>;
+    /// Removes expired challenges; returns how many went.
+    async fn purge_radius_challenges(&self, now: i64) -> StoreResult<u64>;
+}
+
 /// Everything the services persist.
-pub trait Store: AccountStore + UserStore + DeviceStore + SessionStore + AuditStore + DeliveryStore + Send + Sync {}
-impl<T: AccountStore + UserStore + DeviceStore + SessionStore + AuditStore + DeliveryStore + Send + Sync> Store for T {}
+pub trait Store: AccountStore + UserStore + DeviceStore + SessionStore + AuditStore + DeliveryStore + RadiusStore + Send + Sync {}
+impl<T: AccountStore + UserStore + DeviceStore + SessionStore + AuditStore + DeliveryStore + RadiusStore + Send + Sync> Store for T {}

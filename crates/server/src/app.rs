@@ -32,6 +32,8 @@ pub struct AppState {
 /// A built server, bound and ready to run.
 pub struct Application {
     listener: TcpListener,
+    /// The RADIUS socket, when `[radius] listen` is set.
+    radius: Option<tokio::net::UdpSocket>,
     state: Arc<AppState>,
     audit_writer: JoinHandle<()>,
     background: Vec<JoinHandle<()>>,
@@ -140,6 +142,10 @@ impl Application {
             println!("{}", serde_json::to_string(&k.to_json())?);
         }
         let listener = TcpListener::bind(&settings.listen).await.with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let radius = match settings.radius.listen.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+            Some(addr) => Some(crate::radius::bind(addr).await?),
+            None => None,
+        };
         let (sink, writer) = audit::channel(store.clone());
         let audit_writer = tokio::spawn(writer);
         let settings = Arc::new(settings);
@@ -147,11 +153,16 @@ impl Application {
             Arc::new(Service::new(store.clone(), settings.clone(), key, clock.clone(), sink).with_dispatcher(delivery.dispatcher()));
         let state = Arc::new(AppState { service, metrics: Metrics::new() });
         let background = vec![tokio::spawn(purge_loop(store, clock)), tokio::spawn(delivery.worker())];
-        Ok(Application { listener, state, audit_writer, background, initial_account })
+        Ok(Application { listener, radius, state, audit_writer, background, initial_account })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The RADIUS socket's address, when RADIUS is on.
+    pub fn radius_addr(&self) -> Option<SocketAddr> {
+        self.radius.as_ref().and_then(|s| s.local_addr().ok())
     }
 
     pub fn state(&self) -> Arc<AppState> {
@@ -172,8 +183,12 @@ impl Application {
     /// Serves until `shutdown` completes; then lets in-flight requests finish and flushes the
     /// audit trail.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Application { listener, state, audit_writer, background, .. } = self;
+        let Application { listener, radius, state, audit_writer, mut background, .. } = self;
         tracing::info!(addr = %listener.local_addr()?, "listening");
+        if let Some(socket) = radius {
+            tracing::info!(addr = %socket.local_addr()?, "RADIUS listening (udp)");
+            background.push(tokio::spawn(crate::radius::serve(socket, state.clone())));
+        }
         let router = Self::router(state.clone());
         axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await?;
         for task in background {

@@ -10,6 +10,7 @@ pub mod json_api;
 pub mod lenient;
 pub mod metrics;
 pub mod ops;
+pub mod radius;
 pub mod settings;
 pub mod soap;
 

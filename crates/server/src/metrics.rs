@@ -15,6 +15,8 @@ pub struct Metrics {
     /// The request counter and the front door's latency histogram, registered once per (front door,
     /// type, errorCode), so counting a request is one map lookup and two atomic updates.
     handles: RwLock<HashMap<RequestKey, (Counter, Histogram)>>,
+    /// RADIUS datagrams by outcome, and the evaluation time of answered ones.
+    radius_handles: RwLock<HashMap<&'static str, (Counter, Histogram)>>,
 }
 
 /// Front door, type, errorCode.
@@ -31,7 +33,7 @@ impl Metrics {
         };
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
-        Metrics { recorder, handle, handles: RwLock::default() }
+        Metrics { recorder, handle, handles: RwLock::default(), radius_handles: RwLock::default() }
     }
 
     /// Counts one request of the API (`front` is "json" or "soap").
@@ -52,6 +54,29 @@ impl Metrics {
         });
         counter.increment(1);
         histogram.record(elapsed.as_secs_f64());
+    }
+
+    /// Counts one RADIUS datagram by outcome (`accept`, `reject`, `challenge`, `retransmit`,
+    /// `retransmit_in_progress`, `dropped_malformed`, `dropped_unsupported`, `dropped_unknown_client`,
+    /// `dropped_bad_authenticator`, `dropped_busy`), with the evaluation time when there was one.
+    pub fn radius(&self, outcome: &'static str, elapsed: Option<Duration>) {
+        let known = self.radius_handles.read().ok().and_then(|m| m.get(outcome).cloned());
+        let (counter, histogram) = known.unwrap_or_else(|| {
+            let handles = metrics::with_local_recorder(&self.recorder as &dyn Recorder, || {
+                (
+                    metrics::counter!("tessera_radius_requests_total", "outcome" => outcome),
+                    metrics::histogram!("tessera_radius_duration_seconds"),
+                )
+            });
+            if let Ok(mut m) = self.radius_handles.write() {
+                m.insert(outcome, handles.clone());
+            }
+            handles
+        });
+        counter.increment(1);
+        if let Some(e) = elapsed {
+            histogram.record(e.as_secs_f64());
+        }
     }
 
     pub fn render(&self) -> String {

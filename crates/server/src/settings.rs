@@ -65,6 +65,12 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
             "otp settings out of range (max_failures >= 1, lockout_seconds >= 0, send_limit >= 1, sent_code_lifetime_seconds >= 1)"
         );
     }
+    if let Some(r) = s.radius.listen.as_deref().filter(|l| !l.trim().is_empty()) {
+        r.trim().parse::<std::net::SocketAddr>().with_context(|| format!("[radius] listen address {r:?} is not host:port"))?;
+    }
+    if s.radius.challenge_seconds < 1 || s.radius.max_in_flight < 1 {
+        anyhow::bail!("radius settings out of range (challenge_seconds >= 1, max_in_flight >= 1)");
+    }
     validate_data_contract_namespace(&s.soap.data_contract_namespace)
         .map_err(|e| anyhow::anyhow!("soap.data_contract_namespace / TESSERA_SOAP__DATA_CONTRACT_NAMESPACE: {e}"))?;
     Ok(())

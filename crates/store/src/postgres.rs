@@ -624,3 +624,83 @@ impl DeliveryStore for PgStore {
         r.as_ref().map(outbox_from).transpose().map_err(map_err)
     }
 }
+
+fn radius_client_from(r: &PgRow) -> Result<RadiusClientRow, sqlx::Error> {
+    Ok(RadiusClientRow {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        account_name: r.try_get("account_name")?,
+        address: r.try_get("address")?,
+        secret: r.try_get("secret")?,
+        otp_only: r.try_get::<i64, _>("otp_only")? != 0,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+#[async_trait]
+impl RadiusStore for PgStore {
+    async fn add_radius_client(&self, c: &RadiusClientRow) -> StoreResult<i64> {
+        let r = sqlx::query(q::ADD_RADIUS_CLIENT)
+            .bind(c.account_id)
+            .bind(&c.address)
+            .bind(&c.secret)
+            .bind(i64::from(c.otp_only))
+            .bind(c.created_at)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        r.try_get::<i64, _>("id").map_err(map_err)
+    }
+    async fn remove_radius_client(&self, account_id: i64, address: &str) -> StoreResult<bool> {
+        let r = sqlx::query(q::REMOVE_RADIUS_CLIENT).bind(account_id).bind(address).execute(&self.pool).await.map_err(map_err)?;
+        Ok(r.rows_affected() == 1)
+    }
+    async fn list_radius_clients(&self, account_id: Option<i64>) -> StoreResult<Vec<RadiusClientRow>> {
+        let rows = match account_id {
+            Some(a) => sqlx::query(q::LIST_RADIUS_CLIENTS_OF).bind(a).fetch_all(&self.pool).await,
+            None => sqlx::query(q::LIST_RADIUS_CLIENTS_ALL).fetch_all(&self.pool).await,
+        }
+        .map_err(map_err)?;
+        collect(rows, radius_client_from)
+    }
+    async fn create_radius_challenge(&self, state_hash: &[u8], row: &RadiusChallengeRow) -> StoreResult<()> {
+        sqlx::query(q::CREATE_RADIUS_CHALLENGE)
+            .bind(state_hash)
+            .bind(row.account_id)
+            .bind(&row.user_key)
+            .bind(row.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+    async fn consume_radius_challenge(
+        &self,
+        account_id: i64,
+        state_hash: &[u8],
+        user_key: &str,
+        now: i64,
+    ) -> StoreResult<Option<RadiusChallengeRow>> {
+        let r = sqlx::query(q::CONSUME_RADIUS_CHALLENGE)
+            .bind(state_hash)
+            .bind(account_id)
+            .bind(user_key)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        r.map(|r| -> Result<RadiusChallengeRow, sqlx::Error> {
+            Ok(RadiusChallengeRow {
+                account_id: r.try_get("account_id")?,
+                user_key: r.try_get("user_key")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+        .map_err(map_err)
+    }
+    async fn purge_radius_challenges(&self, now: i64) -> StoreResult<u64> {
+        let r = sqlx::query(q::PURGE_RADIUS_CHALLENGES).bind(now).execute(&self.pool).await.map_err(map_err)?;
+        Ok(r.rows_affected())
+    }
+}

@@ -185,6 +185,28 @@ pub(crate) const FINISH_OUTBOX_CLEAR: &str =
 pub(crate) const FINISH_OUTBOX: &str = "UPDATE outbox SET state = $1, next_attempt_at = $2, last_error = $3, lease_until = 0 WHERE id = $4";
 pub(crate) const OUTBOX_BY_ID: &str = concat!("SELECT ", outbox_cols!(), " FROM outbox WHERE id = $1");
 
+// RADIUS clients and challenges
+pub(crate) const ADD_RADIUS_CLIENT: &str =
+    "INSERT INTO radius_clients (account_id, address, secret, otp_only, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id";
+pub(crate) const REMOVE_RADIUS_CLIENT: &str = "DELETE FROM radius_clients WHERE account_id = $1 AND address = $2";
+macro_rules! radius_client_select {
+    ($filter:literal) => {
+        concat!(
+            "SELECT c.id, c.account_id, a.name AS account_name, c.address, c.secret, c.otp_only, c.created_at \
+             FROM radius_clients c JOIN accounts a ON a.id = c.account_id",
+            $filter,
+            " ORDER BY a.name, c.address"
+        )
+    };
+}
+pub(crate) const LIST_RADIUS_CLIENTS_ALL: &str = radius_client_select!("");
+pub(crate) const LIST_RADIUS_CLIENTS_OF: &str = radius_client_select!(" WHERE c.account_id = $1");
+pub(crate) const CREATE_RADIUS_CHALLENGE: &str =
+    "INSERT INTO radius_challenges (state_hash, account_id, user_key, expires_at) VALUES ($1, $2, $3, $4)";
+pub(crate) const CONSUME_RADIUS_CHALLENGE: &str = "DELETE FROM radius_challenges \
+     WHERE state_hash = $1 AND account_id = $2 AND user_key = $3 AND expires_at > $4 RETURNING account_id, user_key, expires_at";
+pub(crate) const PURGE_RADIUS_CHALLENGES: &str = "DELETE FROM radius_challenges WHERE expires_at <= $1";
+
 /// Whether `finish_outbox` with this state also erases the message text.
 pub(crate) fn finish_clears_body(state: &str) -> bool {
     matches!(state, "sent" | "expired" | "failed")

@@ -902,3 +902,60 @@ impl DeliveryStore for SqliteStore {
         self.read(|c| one(c, q::OUTBOX_BY_ID, &[&id], outbox_from))
     }
 }
+
+fn radius_client_from(r: &Row<'_>) -> rusqlite::Result<RadiusClientRow> {
+    Ok(RadiusClientRow {
+        id: r.get(0)?,
+        account_id: r.get(1)?,
+        account_name: r.get(2)?,
+        address: r.get(3)?,
+        secret: r.get(4)?,
+        otp_only: r.get::<_, i64>(5)? != 0,
+        created_at: r.get(6)?,
+    })
+}
+
+#[async_trait::async_trait]
+impl RadiusStore for SqliteStore {
+    async fn add_radius_client(&self, c: &RadiusClientRow) -> StoreResult<i64> {
+        let c = c.clone();
+        self.write(move |conn| {
+            let otp_only = i64::from(c.otp_only);
+            returning_i64(conn, q::ADD_RADIUS_CLIENT, &[&c.account_id, &c.address, &c.secret, &otp_only, &c.created_at])
+        })
+        .await
+    }
+    async fn remove_radius_client(&self, account_id: i64, address: &str) -> StoreResult<bool> {
+        let address = address.to_string();
+        self.write(move |c| Ok(exec(c, q::REMOVE_RADIUS_CLIENT, &[&account_id, &address])? == 1)).await
+    }
+    async fn list_radius_clients(&self, account_id: Option<i64>) -> StoreResult<Vec<RadiusClientRow>> {
+        self.read_long(move |c| match account_id {
+            Some(a) => all(c, q::LIST_RADIUS_CLIENTS_OF, &[&a], radius_client_from),
+            None => all(c, q::LIST_RADIUS_CLIENTS_ALL, &[], radius_client_from),
+        })
+        .await
+    }
+    async fn create_radius_challenge(&self, state_hash: &[u8], row: &RadiusChallengeRow) -> StoreResult<()> {
+        let (h, row) = (state_hash.to_vec(), row.clone());
+        self.write(move |c| exec(c, q::CREATE_RADIUS_CHALLENGE, &[&h, &row.account_id, &row.user_key, &row.expires_at]).map(|_| ())).await
+    }
+    async fn consume_radius_challenge(
+        &self,
+        account_id: i64,
+        state_hash: &[u8],
+        user_key: &str,
+        now: i64,
+    ) -> StoreResult<Option<RadiusChallengeRow>> {
+        let (h, user_key) = (state_hash.to_vec(), user_key.to_string());
+        self.write(move |c| {
+            one(c, q::CONSUME_RADIUS_CHALLENGE, &[&h, &account_id, &user_key, &now], |r| {
+                Ok(RadiusChallengeRow { account_id: r.get(0)?, user_key: r.get(1)?, expires_at: r.get(2)? })
+            })
+        })
+        .await
+    }
+    async fn purge_radius_challenges(&self, now: i64) -> StoreResult<u64> {
+        self.write(move |c| Ok(exec(c, q::PURGE_RADIUS_CHALLENGES, &[&now])? as u64)).await
+    }
+}

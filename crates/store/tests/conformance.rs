@@ -474,3 +474,65 @@ async fn sqlite_wal_stays_bounded_under_load() {
     eprintln!("wrote ~{} MB of audit rows; largest WAL {} MB", written >> 20, max_wal >> 20);
     assert!(written > 4 * max_wal, "the WAL ({max_wal} bytes) grew with what was written ({written} bytes): it is not starting over");
 }
+
+async fn radius_clients_and_challenges(s: Arc<dyn Store>) {
+    let (aid, _) = setup(&s).await;
+    let other = s.create_account("other", b"h", 1).await.expect("account").id;
+    let client = |account_id: i64, address: &str, otp_only: bool| RadiusClientRow {
+        account_id,
+        address: address.into(),
+        secret: vec![9, 8, 7],
+        otp_only,
+        created_at: 5,
+        ..Default::default()
+    };
+    let id = s.add_radius_client(&client(aid, "10.0.0.0/24", false)).await.expect("add");
+    assert!(id > 0);
+    s.add_radius_client(&client(aid, "192.0.2.7/32", true)).await.expect("add");
+    s.add_radius_client(&client(other, "2001:db8::/64", false)).await.expect("add");
+    // An address belongs to one account only.
+    assert!(matches!(s.add_radius_client(&client(other, "10.0.0.0/24", false)).await, Err(StoreError::Conflict)));
+    let mine = s.list_radius_clients(Some(aid)).await.expect("list");
+    assert_eq!(mine.iter().map(|c| c.address.as_str()).collect::<Vec<_>>(), ["10.0.0.0/24", "192.0.2.7/32"]);
+    let c = &mine[1];
+    assert_eq!(
+        (c.id > 0, c.account_id, c.account_name.as_str(), c.secret.as_slice(), c.otp_only, c.created_at),
+        (true, aid, "acct", &[9u8, 8, 7][..], true, 5)
+    );
+    assert!(!mine[0].otp_only);
+    let all = s.list_radius_clients(None).await.expect("list");
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[2].account_name, "other");
+    // Removing needs the right account.
+    assert!(!s.remove_radius_client(other, "192.0.2.7/32").await.expect("remove"));
+    assert!(s.remove_radius_client(aid, "192.0.2.7/32").await.expect("remove"));
+    assert!(!s.remove_radius_client(aid, "192.0.2.7/32").await.expect("remove"));
+    assert_eq!(s.list_radius_clients(Some(aid)).await.expect("list").len(), 1);
+
+    // Challenges: single use, bound to account and user, unexpired; consumed once under concurrency.
+    let row = RadiusChallengeRow { account_id: aid, user_key: "alice".into(), expires_at: 100 };
+    s.create_radius_challenge(b"state-1", &row).await.expect("create");
+    assert!(s.consume_radius_challenge(other, b"state-1", "alice", 50).await.expect("q").is_none());
+    assert!(s.consume_radius_challenge(aid, b"state-1", "bob", 50).await.expect("q").is_none());
+    assert!(s.consume_radius_challenge(aid, b"state-1", "alice", 100).await.expect("q").is_none(), "expired");
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move { s.consume_radius_challenge(aid, b"state-1", "alice", 50).await.expect("q") }));
+    }
+    let mut won = Vec::new();
+    for t in tasks {
+        if let Some(r) = t.await.expect("join") {
+            won.push(r);
+        }
+    }
+    assert_eq!(won.len(), 1);
+    assert_eq!((won[0].account_id, won[0].user_key.as_str(), won[0].expires_at), (aid, "alice", 100));
+    assert!(matches!(s.create_radius_challenge(b"state-2", &row).await, Ok(())));
+    assert!(matches!(s.create_radius_challenge(b"state-2", &row).await, Err(StoreError::Conflict)));
+    s.create_radius_challenge(b"state-3", &RadiusChallengeRow { expires_at: 300, ..row.clone() }).await.expect("create");
+    assert_eq!(s.purge_radius_challenges(100).await.expect("purge"), 1);
+    assert!(s.consume_radius_challenge(aid, b"state-2", "alice", 50).await.expect("q").is_none());
+    assert!(s.consume_radius_challenge(aid, b"state-3", "alice", 200).await.expect("q").is_some());
+}
+conformance!(radius_clients_and_challenges);

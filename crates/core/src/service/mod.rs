@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod audit;
 pub mod delivery;
 pub mod oath;
+pub mod radius;
 pub mod sent;
 pub mod sessions;
 pub mod u2f;
@@ -216,6 +217,44 @@ impl Service {
                 code: outcome.code(),
                 source: clip(&ctx.source),
                 duration_us: started.elapsed().as_micros() as i64,
+            })
+            .await;
+        outcome
+    }
+
+    /// The account named `name` as a caller, if it exists and is enabled, for front doors that
+    /// identify the account by other means than its key (a RADIUS client belongs to one account).
+    /// Uses the same cache as [`Service::authenticate`]: a disabled account stops within a second.
+    pub async fn account_caller(&self, name: &str) -> Result<Option<Caller>, ApiError> {
+        Ok(self.account_by_name_cached(name).await?.filter(|a| a.enabled).map(|account| Caller { account }))
+    }
+
+    /// Runs operation `type_name` for an already identified `caller` through the same handler as
+    /// [`Service::handle`], and records it in the audit trail the same way.
+    pub async fn handle_as(&self, caller: &Caller, type_name: &str, params: Params, ctx: &RequestCtx) -> Outcome {
+        let started = Instant::now();
+        let op = catalog::lookup(type_name);
+        let result = match op {
+            Some(op) => self.run(op, caller, &params).await,
+            None => Err(ApiError::new(code::UNKNOWN_TYPE, format!("unknown type [{}]", crate::error::display_name(type_name)))),
+        };
+        let reply_type = match op.and_then(|o| o.reply_type) {
+            Some(fixed) => fixed.to_string(),
+            None => type_name.to_string(),
+        };
+        let outcome = Outcome { reply_type, result, ok_message: op.map(|o| o.ok_message).unwrap_or("OK"), op };
+        self.audit
+            .record(AuditRow {
+                at_ms: self.clock.now_ms(),
+                account_id: Some(caller.account_id()),
+                account_name: clip(&caller.account.name),
+                op: clip(op.map(|o| o.name).unwrap_or(type_name)),
+                username: clip(&params.opt_str("username").ok().flatten().unwrap_or_default()),
+                psn: clip(&params.opt_str("psn").ok().flatten().unwrap_or_default()),
+                code: outcome.code(),
+                source: clip(&ctx.source),
+                duration_us: started.elapsed().as_micros() as i64,
+                ..Default::default()
             })
             .await;
         outcome

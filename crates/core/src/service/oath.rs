@@ -426,7 +426,7 @@ async fn device_for(svc: &Service, caller: &Caller, psn: &str, user: Option<&Use
 
 /// The user's default OATH device: the first enabled one with a seed, else the first enabled one,
 /// else the first one (a disabled device then answers 9028). 9021 if the user has none.
-async fn default_oath_device(svc: &Service, caller: &Caller, user: &UserRow) -> Result<DeviceRow, ApiError> {
+pub(crate) async fn default_oath_device(svc: &Service, caller: &Caller, user: &UserRow) -> Result<DeviceRow, ApiError> {
     let devices: Vec<DeviceRow> = svc.store.devices_of_user(caller.account_id(), user.id).await?.into_iter().filter(is_oath).collect();
     let pick = devices
         .iter()
