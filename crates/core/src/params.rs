@@ -151,6 +151,20 @@ impl Params {
     pub fn bool_or(&self, name: &str, default: bool) -> Result<bool, ApiError> {
         Ok(self.opt_bool(name)?.unwrap_or(default))
     }
+
+    /// An optional JSON object, sent as an object or as a string holding one (WebAuthn
+    /// credentials): None when absent, `Some(Err(()))` when it is neither (the caller picks the
+    /// error code).
+    pub fn opt_json_object(&self, name: &str) -> Option<Result<Map<String, Value>, ()>> {
+        match self.raw(name)? {
+            Value::Object(m) => Some(Ok(m.clone())),
+            Value::String(s) => Some(match serde_json::from_str::<Value>(s) {
+                Ok(Value::Object(m)) => Ok(m),
+                _ => Err(()),
+            }),
+            _ => Some(Err(())),
+        }
+    }
 }
 
 fn is_empty(v: &Value) -> bool {
