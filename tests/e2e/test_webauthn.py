@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from test_u2f import APP_ID, FACET, SoftKey, enroll as u2f_enroll, ok, sign_in as u2f_sign_in
+from test_u2f import APP_ID, SoftKey, enroll as u2f_enroll, ok, sign_in as u2f_sign_in
 from webauthn_soft import SoftAuthenticator, b64u, u2f_key_assertion, unb64u
 
 RP_ID = "rp.example.com"

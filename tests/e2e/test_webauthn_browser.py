@@ -91,11 +91,10 @@ def ok(reply: dict) -> dict:
 
 def test_ctap2_passkey_register_sign_in_and_usernameless(server, relying_party, browser):
     browser.get(relying_party + "/")
-    auth = browser.add_virtual_authenticator(VirtualAuthenticatorOptions(
+    browser.add_virtual_authenticator(VirtualAuthenticatorOptions(
         protocol=VirtualAuthenticatorOptions.Protocol.CTAP2,
         transport=VirtualAuthenticatorOptions.Transport.INTERNAL,
         has_resident_key=True, has_user_verification=True, is_user_verified=True))
-    assert auth is None or auth  # the id is kept by the driver
 
     reg = ok(run(browser, "register", "alice",
                  {"residentKey": "required", "userVerification": "required", "attestation": "direct"}))
@@ -103,7 +102,7 @@ def test_ctap2_passkey_register_sign_in_and_usernameless(server, relying_party, 
     assert reg["userVerified"] is True
     creds = browser.get_credentials()
     assert len(creds) == 1 and creds[0].is_resident_credential
-    assert creds[0].id == reg["credentialId"]
+    assert creds[0].id.rstrip("=") == reg["credentialId"]
 
     signed = ok(run(browser, "signIn", "alice", {"userVerification": "required"}))
     assert signed["username"] == "alice" and signed["psn"] == reg["psn"] and signed["userVerified"] is True

@@ -153,16 +153,17 @@ impl Params {
     }
 
     /// An optional JSON object, sent as an object or as a string holding one (WebAuthn
-    /// credentials): None when absent, `Some(Err(()))` when it is neither (the caller picks the
-    /// error code).
-    pub fn opt_json_object(&self, name: &str) -> Option<Result<Map<String, Value>, ()>> {
-        match self.raw(name)? {
-            Value::Object(m) => Some(Ok(m.clone())),
-            Value::String(s) => Some(match serde_json::from_str::<Value>(s) {
-                Ok(Value::Object(m)) => Ok(m),
-                _ => Err(()),
-            }),
-            _ => Some(Err(())),
+    /// credentials). Anything else is an invalid-field error naming the field.
+    pub fn opt_json_object(&self, name: &str) -> Result<Option<Map<String, Value>>, ApiError> {
+        let invalid = || ApiError::invalid(name, "expected a JSON object (or a string holding one)");
+        match self.raw(name) {
+            None => Ok(None),
+            Some(Value::Object(m)) => Ok(Some(m.clone())),
+            Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+                Ok(Value::Object(m)) => Ok(Some(m)),
+                _ => Err(invalid()),
+            },
+            Some(_) => Err(invalid()),
         }
     }
 }

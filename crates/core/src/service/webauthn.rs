@@ -30,7 +30,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tessera_u2f::webauthn::{self as wa, OriginError, WaError};
-use tessera_u2f::{self as u2f};
+use tessera_u2f as u2f;
 
 /// deviceType of a WebAuthn credential.
 pub const DEVICE_TYPE_WEBAUTHN: i64 = 16;
@@ -212,9 +212,9 @@ fn read_text(p: &Params, name: &str, max: usize) -> Result<Option<String>, ApiEr
 /// The `credential` field: a JSON object or a string holding one.
 fn read_credential(p: &Params) -> Result<Value, ApiError> {
     match p.opt_json_object("credential") {
-        None => Err(ApiError::missing("credential")),
-        Some(Ok(m)) => Ok(Value::Object(m)),
-        Some(Err(())) => Err(ApiError::new(
+        Ok(None) => Err(ApiError::missing("credential")),
+        Ok(Some(m)) => Ok(Value::Object(m)),
+        Err(_) => Err(ApiError::new(
             code::WEBAUTHN_CREDENTIAL_INVALID,
             "credential is malformed: expected a JSON object (or a string holding one)",
         )),
@@ -345,7 +345,7 @@ async fn pre_enroll(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
         "rp": {"id": rp_id, "name": rp_name},
         "user": {
             "id": u2f::b64_encode(&handle),
-            "name": user.username,
+            "name": user.username.clone(),
             "displayName": if display.is_empty() { user.username.clone() } else { display },
         },
         "pubKeyCredParams": [{"type": "public-key", "alg": wa::ALG_ES256}, {"type": "public-key", "alg": wa::ALG_RS256}],
