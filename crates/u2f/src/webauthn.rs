@@ -123,6 +123,7 @@ struct RawRegistration {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawAttestationResponse {
+    #[serde(rename = "clientDataJSON")]
     client_data_json: String,
     attestation_object: String,
     #[serde(default)]
@@ -145,6 +146,7 @@ struct RawAuthentication {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawAssertionResponse {
+    #[serde(rename = "clientDataJSON")]
     client_data_json: String,
     authenticator_data: String,
     signature: String,
