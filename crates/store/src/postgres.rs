@@ -414,8 +414,7 @@ impl DeviceStore for PgStore {
         Ok(devices.len())
     }
     async fn devices_by_key_handle(&self, account_id: i64, key_handle: &[u8]) -> StoreResult<Vec<DeviceRow>> {
-        let rows =
-            sqlx::query(q::DEVICES_BY_KEY_HANDLE).bind(account_id).bind(key_handle).fetch_all(&self.pool).await.map_err(map_err)?;
+        let rows = sqlx::query(q::DEVICES_BY_KEY_HANDLE).bind(account_id).bind(key_handle).fetch_all(&self.pool).await.map_err(map_err)?;
         collect(rows, device_from)
     }
     async fn fido_counter_advance(&self, device_id: i64, counter: i64) -> StoreResult<bool> {

@@ -135,11 +135,13 @@ pub(crate) const DEVICES_BY_KEY_HANDLE: &str =
 /// still 0 (or unused, -1): authenticators without a counter always send 0.
 pub(crate) const FIDO_COUNTER_ADVANCE: &str =
     "UPDATE devices SET u2f_counter = $1 WHERE id = $2 AND flagged = 0 AND (u2f_counter < $1 OR ($1 = 0 AND u2f_counter <= 0))";
-pub(crate) const CREATE_WEBAUTHN_SESSION: &str = "INSERT INTO webauthn_sessions (id_hash, account_id, user_id, kind, rp_id, challenge, state, expires_at) \
+pub(crate) const CREATE_WEBAUTHN_SESSION: &str =
+    "INSERT INTO webauthn_sessions (id_hash, account_id, user_id, kind, rp_id, challenge, state, expires_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 /// Consumes a ceremony of this account and kind; `$5` is the user the call names (-1: none named),
 /// and a ceremony begun for another user is left alone.
-pub(crate) const CONSUME_WEBAUTHN_SESSION: &str = "DELETE FROM webauthn_sessions WHERE id_hash = $1 AND account_id = $2 AND kind = $3 AND expires_at > $4 \
+pub(crate) const CONSUME_WEBAUTHN_SESSION: &str =
+    "DELETE FROM webauthn_sessions WHERE id_hash = $1 AND account_id = $2 AND kind = $3 AND expires_at > $4 \
      AND ($5 < 0 OR user_id IS NULL OR user_id = $5) RETURNING account_id, user_id, kind, rp_id, challenge, state, expires_at";
 
 // audit

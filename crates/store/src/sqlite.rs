@@ -861,12 +861,8 @@ impl SessionStore for SqliteStore {
     async fn create_webauthn_session(&self, id_hash: &[u8], s: &WebAuthnSessionRow) -> StoreResult<()> {
         let (h, s) = (id_hash.to_vec(), s.clone());
         self.write(move |c| {
-            exec(
-                c,
-                q::CREATE_WEBAUTHN_SESSION,
-                &[&h, &s.account_id, &s.user_id, &s.kind, &s.rp_id, &s.challenge, &s.state, &s.expires_at],
-            )
-            .map(|_| ())
+            exec(c, q::CREATE_WEBAUTHN_SESSION, &[&h, &s.account_id, &s.user_id, &s.kind, &s.rp_id, &s.challenge, &s.state, &s.expires_at])
+                .map(|_| ())
         })
         .await
     }

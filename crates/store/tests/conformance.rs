@@ -503,11 +503,16 @@ async fn webauthn_handles_credentials_counters_and_ceremonies(s: Arc<dyn Store>)
     assert!(s.consume_webauthn_session(aid, "sign", b"wsid", Some(uid + 1), 50).await.expect("q").is_none(), "other user");
     assert!(s.consume_webauthn_session(aid, "register", b"wsid", None, 50).await.expect("q").is_none(), "other kind");
     assert!(s.consume_webauthn_session(aid, "sign", b"wsid", None, 100).await.expect("q").is_none(), "expired");
-    let (x, y) =
-        tokio::join!(s.consume_webauthn_session(aid, "sign", b"wsid", Some(uid), 50), s.consume_webauthn_session(aid, "sign", b"wsid", None, 50));
+    let (x, y) = tokio::join!(
+        s.consume_webauthn_session(aid, "sign", b"wsid", Some(uid), 50),
+        s.consume_webauthn_session(aid, "sign", b"wsid", None, 50)
+    );
     let got: Vec<WebAuthnSessionRow> = [x.expect("x"), y.expect("y")].into_iter().flatten().collect();
     assert_eq!(got.len(), 1, "consumed once");
-    assert_eq!((got[0].user_id, got[0].rp_id.as_str(), got[0].challenge.as_str(), got[0].state.as_str()), (Some(uid), "example.com", "c", "{}"));
+    assert_eq!(
+        (got[0].user_id, got[0].rp_id.as_str(), got[0].challenge.as_str(), got[0].state.as_str()),
+        (Some(uid), "example.com", "c", "{}")
+    );
     // a usernameless ceremony: any user named may consume it
     s.create_webauthn_session(b"free", &WebAuthnSessionRow { user_id: None, ..row.clone() }).await.expect("session");
     let got = s.consume_webauthn_session(aid, "sign", b"free", Some(uid + 5), 50).await.expect("q").expect("consumed");

@@ -48,7 +48,8 @@ pub const FLAG_ED: u8 = 0x80;
 pub const MAX_CREDENTIAL_ID: usize = 1023;
 
 /// OID of the FIDO AAGUID certificate extension (id-fido-gen-ce-aaguid).
-const OID_FIDO_AAGUID: x509_cert::der::asn1::ObjectIdentifier = x509_cert::der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.45724.1.1.4");
+const OID_FIDO_AAGUID: x509_cert::der::asn1::ObjectIdentifier =
+    x509_cert::der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.45724.1.1.4");
 
 /// What was wrong with a WebAuthn message. Messages name the part, never echo its content.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -205,8 +206,9 @@ fn credential_id(id: &str, raw_id: Option<&str>) -> Result<Vec<u8>, WaError> {
 
 /// Decodes a RegistrationResponseJSON (a JSON object).
 pub fn parse_registration_response(json: &serde_json::Value) -> Result<RegistrationResponse, WaError> {
-    let raw: RawRegistration = serde_json::from_value(json.clone())
-        .map_err(|_| WaError::Credential("not a RegistrationResponseJSON (id, rawId, type, response.clientDataJSON, response.attestationObject)"))?;
+    let raw: RawRegistration = serde_json::from_value(json.clone()).map_err(|_| {
+        WaError::Credential("not a RegistrationResponseJSON (id, rawId, type, response.clientDataJSON, response.attestationObject)")
+    })?;
     if raw.kind != "public-key" {
         return Err(WaError::Credential("type is not public-key"));
     }

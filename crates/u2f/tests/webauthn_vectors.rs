@@ -121,10 +121,7 @@ fn a_changed_byte_anywhere_in_the_signed_data_fails() {
     assert!(matches!(e, Err(WaError::Credential(_))), "{e:?}");
     // wrong challenge / type
     assert_eq!(check_client_data(&r.client_data_json, TYPE_CREATE, "AAAA").err(), Some(WaError::ChallengeMismatch));
-    assert_eq!(
-        check_client_data(&r.client_data_json, TYPE_GET, PACKED_CHALLENGE).err(),
-        Some(WaError::WrongType { expected: TYPE_GET })
-    );
+    assert_eq!(check_client_data(&r.client_data_json, TYPE_GET, PACKED_CHALLENGE).err(), Some(WaError::WrongType { expected: TYPE_GET }));
     // every truncation of the attestation object is an error, never a panic
     for n in 0..r.attestation_object.len() {
         assert!(verify_registration(&r.attestation_object[..n], &r.client_data_json, &r.credential_id, &rp_id_hash("localhost")).is_err());
@@ -172,7 +169,8 @@ fn es256_assertion() {
     let cd = check_client_data(&a.client_data_json, TYPE_GET, ES256_CHALLENGE).expect("client data");
     assert_eq!(cd.origin, ORIGIN);
     let key = PublicKey::from_stored(&b(ES256_KEY)).expect("key");
-    let ad = verify_assertion(&key, &a.authenticator_data, &a.client_data_json, &a.signature, &[rp_id_hash("localhost")]).expect("verifies");
+    let ad =
+        verify_assertion(&key, &a.authenticator_data, &a.client_data_json, &a.signature, &[rp_id_hash("localhost")]).expect("verifies");
     assert_eq!(ad.counter, 78);
     assert!(ad.user_present() && !ad.user_verified());
     assert!(a.user_handle.is_none());
@@ -196,7 +194,8 @@ fn rs256_assertion() {
     check_client_data(&a.client_data_json, TYPE_GET, RS256_CHALLENGE).expect("client data");
     let key = PublicKey::from_stored(&b(RS256_KEY)).expect("RSA key");
     assert_eq!(key.alg(), ALG_RS256);
-    let ad = verify_assertion(&key, &a.authenticator_data, &a.client_data_json, &a.signature, &[rp_id_hash("localhost")]).expect("verifies");
+    let ad =
+        verify_assertion(&key, &a.authenticator_data, &a.client_data_json, &a.signature, &[rp_id_hash("localhost")]).expect("verifies");
     assert_eq!(ad.counter, 1);
     assert!(ad.user_verified());
     assert_eq!(a.user_handle.as_deref(), Some(&b("T1RWa1l6VXdPRFV0WW1NNVlTMDBOVEkxTFRnd056Z3RabVZpWVdZNFpEVm1ZMk5p")[..]));

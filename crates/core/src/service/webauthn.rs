@@ -29,8 +29,8 @@ use rand::rngs::OsRng;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tessera_u2f::webauthn::{self as wa, OriginError, WaError};
 use tessera_u2f as u2f;
+use tessera_u2f::webauthn::{self as wa, OriginError, WaError};
 
 /// deviceType of a WebAuthn credential.
 pub const DEVICE_TYPE_WEBAUTHN: i64 = 16;
@@ -253,7 +253,14 @@ fn credential_descriptor(d: &DeviceRow) -> Value {
     json!({"type": "public-key", "id": u2f::b64_encode(d.key_handle.as_deref().unwrap_or_default())})
 }
 
-async fn begin(svc: &Service, caller: &Caller, user_id: Option<i64>, kind: &str, rp_id: &str, state: &State) -> Result<(String, String), ApiError> {
+async fn begin(
+    svc: &Service,
+    caller: &Caller,
+    user_id: Option<i64>,
+    kind: &str,
+    rp_id: &str,
+    state: &State,
+) -> Result<(String, String), ApiError> {
     let mut challenge_bytes = [0u8; 32];
     OsRng.fill(&mut challenge_bytes);
     let challenge = u2f::b64_encode(&challenge_bytes);
@@ -271,7 +278,13 @@ async fn begin(svc: &Service, caller: &Caller, user_id: Option<i64>, kind: &str,
     Ok((session_id, challenge))
 }
 
-async fn consume(svc: &Service, caller: &Caller, kind: &str, session_id: &str, user: Option<&UserRow>) -> Result<(WebAuthnSessionRow, State), ApiError> {
+async fn consume(
+    svc: &Service,
+    caller: &Caller,
+    kind: &str,
+    session_id: &str,
+    user: Option<&UserRow>,
+) -> Result<(WebAuthnSessionRow, State), ApiError> {
     let row = svc
         .store
         .consume_webauthn_session(caller.account_id(), kind, &crypto::secret_hash(session_id), user.map(|u| u.id), svc.now())
@@ -322,8 +335,7 @@ async fn pre_enroll(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
 
     let devices = svc.store.devices_of_user(caller.account_id(), user.id).await?;
     let exclude: Vec<Value> = devices.iter().filter(|d| is_credential(d) || is_u2f_key(d)).map(credential_descriptor).collect();
-    let appid_exclude =
-        devices.iter().filter(|d| is_u2f_key(d)).filter_map(|d| d.app_id.clone()).find(|a| app_id_serves(a, &rp_id));
+    let appid_exclude = devices.iter().filter(|d| is_u2f_key(d)).filter_map(|d| d.app_id.clone()).find(|a| app_id_serves(a, &rp_id));
 
     let state = State { uv: uv.clone(), ..Default::default() };
     let (session_id, challenge) = begin(svc, caller, Some(user.id), KIND_REGISTER, &rp_id, &state).await?;
@@ -370,11 +382,15 @@ async fn enroll(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
     let user = svc.store.user_by_id(caller.account_id(), user_id).await?.ok_or_else(session_invalid)?;
     ensure_enabled(&user)?;
     check_client(svc, caller, &cred.client_data_json, wa::TYPE_CREATE, &session).await?;
-    let reg = wa::verify_registration(&cred.attestation_object, &cred.client_data_json, &cred.credential_id, &wa::rp_id_hash(&session.rp_id))
-        .map_err(wa_error)?;
+    let reg =
+        wa::verify_registration(&cred.attestation_object, &cred.client_data_json, &cred.credential_id, &wa::rp_id_hash(&session.rp_id))
+            .map_err(wa_error)?;
     let uv = reg.auth_data.user_verified();
     if state.uv_required() && !uv {
-        return Err(ApiError::new(code::WEBAUTHN_USER_NOT_VERIFIED, "userVerification is required and the authenticator did not verify the user"));
+        return Err(ApiError::new(
+            code::WEBAUTHN_USER_NOT_VERIFIED,
+            "userVerification is required and the authenticator did not verify the user",
+        ));
     }
     if !svc.store.devices_by_key_handle(caller.account_id(), &reg.credential_id).await?.is_empty() {
         return Err(ApiError::new(code::WEBAUTHN_CREDENTIAL_EXISTS, "this credential is already registered"));
@@ -540,11 +556,18 @@ async fn sign(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
         return Err(ApiError::new(code::U2F_USER_NOT_PRESENT, "user presence was not asserted by the authenticator"));
     }
     if state.uv_required() && !ad.user_verified() {
-        return Err(ApiError::new(code::WEBAUTHN_USER_NOT_VERIFIED, "userVerification is required and the authenticator did not verify the user"));
+        return Err(ApiError::new(
+            code::WEBAUTHN_USER_NOT_VERIFIED,
+            "userVerification is required and the authenticator did not verify the user",
+        ));
     }
     if !svc.store.fido_counter_advance(device.id, i64::from(ad.counter)).await? {
         svc.store.u2f_flag(device.id).await?;
-        tracing::warn!(account = caller.account_id(), device = device.id, "FIDO counter did not increase: credential flagged as possibly cloned");
+        tracing::warn!(
+            account = caller.account_id(),
+            device = device.id,
+            "FIDO counter did not increase: credential flagged as possibly cloned"
+        );
         return Err(ApiError::new(
             code::U2F_COUNTER_REGRESSION,
             format!("Credential [{}]: counter did not increase: possible cloned key; the credential is flagged", display_name(&device.psn)),
