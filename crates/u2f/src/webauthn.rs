@@ -441,7 +441,7 @@ pub enum PublicKey {
     Rs256(rsa::RsaPublicKey),
 }
 
-fn map_get<'a>(m: &'a [(Cbor, Cbor)], key: i64) -> Option<&'a Cbor> {
+fn map_get(m: &[(Cbor, Cbor)], key: i64) -> Option<&Cbor> {
     m.iter().find(|(k, _)| k.as_integer().and_then(|i| i64::try_from(i).ok()) == Some(key)).map(|(_, v)| v)
 }
 
