@@ -8,6 +8,8 @@ pub enum Kind {
     Str,
     Int,
     Bool,
+    /// A JSON object, or a string holding one (WebAuthn credentials).
+    Json,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +48,7 @@ pub enum Group {
     Oath,
     Delivery,
     U2f,
+    WebAuthn,
 }
 
 /// The operation tables of every service module.
@@ -55,6 +58,7 @@ pub const GROUPS: &[&[OpSpec]] = &[
     crate::service::oath::OPS,
     crate::service::delivery::OPS,
     crate::service::u2f::OPS,
+    crate::service::webauthn::OPS,
 ];
 
 /// Every operation Tessera implements.

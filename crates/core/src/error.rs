@@ -51,6 +51,14 @@ pub mod code {
     pub const U2F_ORIGIN_NOT_ALLOWED: i64 = 9117;
     pub const U2F_USER_NOT_PRESENT: i64 = 9118;
     pub const U2F_KEY_DISABLED: i64 = 9119;
+    pub const WEBAUTHN_CREDENTIAL_INVALID: i64 = 9120;
+    pub const WEBAUTHN_RP_ID_MISMATCH: i64 = 9121;
+    pub const WEBAUTHN_USER_NOT_VERIFIED: i64 = 9122;
+    pub const WEBAUTHN_ATTESTATION_INVALID: i64 = 9123;
+    pub const WEBAUTHN_ORIGIN_RP_MISMATCH: i64 = 9124;
+    pub const WEBAUTHN_USER_HANDLE_MISMATCH: i64 = 9125;
+    pub const WEBAUTHN_CREDENTIAL_EXISTS: i64 = 9126;
+    pub const WEBAUTHN_ALGORITHM_UNSUPPORTED: i64 = 9127;
     pub const INTERNAL_ERROR: i64 = 9199;
 }
 
@@ -106,6 +114,30 @@ pub const CODE_TABLE: &[(i64, &str, &str)] = &[
     (code::U2F_ORIGIN_NOT_ALLOWED, "U2FOriginNotAllowed", "clientData origin is neither the appId's origin nor a trusted facet."),
     (code::U2F_USER_NOT_PRESENT, "U2FUserNotPresent", "The authenticator did not assert user presence."),
     (code::U2F_KEY_DISABLED, "U2FKeyDisabled", "The U2F key is disabled."),
+    (
+        code::WEBAUTHN_CREDENTIAL_INVALID,
+        "WebAuthnCredentialInvalid",
+        "credential is not a RegistrationResponseJSON / AuthenticationResponseJSON, or its CBOR / authenticator data is malformed or truncated.",
+    ),
+    (code::WEBAUTHN_RP_ID_MISMATCH, "WebAuthnRpIdMismatch", "The authenticator data's rpIdHash is not the SHA-256 of the rpId (or of the U2F appId)."),
+    (code::WEBAUTHN_USER_NOT_VERIFIED, "WebAuthnUserNotVerified", "userVerification was required and the authenticator did not verify the user."),
+    (
+        code::WEBAUTHN_ATTESTATION_INVALID,
+        "WebAuthnAttestationInvalid",
+        "The attestation format is not none, packed or fido-u2f, or its statement does not verify.",
+    ),
+    (
+        code::WEBAUTHN_ORIGIN_RP_MISMATCH,
+        "WebAuthnOriginRpMismatch",
+        "The page's origin is a trusted facet but its host is neither the rpId nor a subdomain of it (or it is not https).",
+    ),
+    (
+        code::WEBAUTHN_USER_HANDLE_MISMATCH,
+        "WebAuthnUserHandleMismatch",
+        "The userHandle is missing (usernameless sign-in) or is not the handle of the credential's user.",
+    ),
+    (code::WEBAUTHN_CREDENTIAL_EXISTS, "WebAuthnCredentialExists", "This credential (or security key) is already registered in the account."),
+    (code::WEBAUTHN_ALGORITHM_UNSUPPORTED, "WebAuthnAlgorithmUnsupported", "The credential public key is not ES256 (P-256) or RS256."),
     (code::INTERNAL_ERROR, "InternalError", "An unexpected server error; nothing was changed."),
 ];
 

@@ -151,6 +151,21 @@ impl Params {
     pub fn bool_or(&self, name: &str, default: bool) -> Result<bool, ApiError> {
         Ok(self.opt_bool(name)?.unwrap_or(default))
     }
+
+    /// An optional JSON object, sent as an object or as a string holding one (WebAuthn
+    /// credentials). Anything else is an invalid-field error naming the field.
+    pub fn opt_json_object(&self, name: &str) -> Result<Option<Map<String, Value>>, ApiError> {
+        let invalid = || ApiError::invalid(name, "expected a JSON object (or a string holding one)");
+        match self.raw(name) {
+            None => Ok(None),
+            Some(Value::Object(m)) => Ok(Some(m.clone())),
+            Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+                Ok(Value::Object(m)) => Ok(Some(m)),
+                _ => Err(invalid()),
+            },
+            Some(_) => Err(invalid()),
+        }
+    }
 }
 
 fn is_empty(v: &Value) -> bool {

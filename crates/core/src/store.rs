@@ -140,6 +140,23 @@ pub struct U2fSessionRow {
     pub expires_at: i64,
 }
 
+/// A pending WebAuthn ceremony, stored under the hash of its sessionId.
+#[derive(Debug, Clone)]
+pub struct WebAuthnSessionRow {
+    pub account_id: i64,
+    /// None for a usernameless (discoverable) sign-in.
+    pub user_id: Option<i64>,
+    /// "register" or "sign".
+    pub kind: String,
+    pub rp_id: String,
+    /// base64url of the challenge bytes.
+    pub challenge: String,
+    /// The ceremony's policy as JSON (user verification, allowed credentials, appid...), written
+    /// and read by the WebAuthn service only.
+    pub state: String,
+    pub expires_at: i64,
+}
+
 /// A code sent by SMS / voice / email (only its hash is stored).
 #[derive(Debug, Clone)]
 pub struct SentCodeRow {
@@ -205,6 +222,10 @@ pub trait UserStore: Send + Sync {
     /// `pattern` is a SQL LIKE pattern (`%`, `_`) matched case-insensitively against the username
     /// (or the email when `by_email`). At most `limit` rows, ordered by username.
     async fn find_users(&self, account_id: i64, pattern: &str, by_email: bool, limit: i64) -> StoreResult<Vec<UserRow>>;
+    /// The user's WebAuthn user handle: sets `candidate` if the user has none yet, and returns the
+    /// handle now stored (the first one wins a race). None if there is no such user.
+    async fn webauthn_user_handle(&self, account_id: i64, user_id: i64, candidate: &[u8]) -> StoreResult<Option<Vec<u8>>>;
+    async fn user_by_webauthn_handle(&self, account_id: i64, handle: &[u8]) -> StoreResult<Option<UserRow>>;
 }
 
 #[async_trait]
@@ -245,6 +266,13 @@ pub trait DeviceStore: Send + Sync {
     /// Inserts many devices in one transaction; all or nothing (`Conflict` names nothing: the caller
     /// checks first, the constraint is the last line of defence).
     async fn import_devices(&self, devices: &[DeviceRow]) -> StoreResult<usize>;
+    /// Devices of the account holding this key handle / credential id (U2F keys and WebAuthn
+    /// credentials), ordered by id.
+    async fn devices_by_key_handle(&self, account_id: i64, key_handle: &[u8]) -> StoreResult<Vec<DeviceRow>>;
+    /// The FIDO counter compare-and-set of a WebAuthn assertion (the same counter as
+    /// `u2f_counter_advance`): succeeds only if the key is not flagged and the stored counter is
+    /// < `counter`, or `counter` is 0 and the stored counter is still 0 or unused (-1).
+    async fn fido_counter_advance(&self, device_id: i64, counter: i64) -> StoreResult<bool>;
 }
 
 #[async_trait]
@@ -267,6 +295,18 @@ pub trait SessionStore: Send + Sync {
     ) -> StoreResult<Option<U2fSessionRow>>;
     /// Removes expired tokens, ceremonies and sent codes; returns how many rows went.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
+    async fn create_webauthn_session(&self, id_hash: &[u8], row: &WebAuthnSessionRow) -> StoreResult<()>;
+    /// Consumes (deletes) the WebAuthn ceremony if it belongs to this account, has this kind, is
+    /// unexpired and, when `user_id` is given, was begun for that user or for no user; returns it.
+    /// A request from another account or naming another user does not consume it.
+    async fn consume_webauthn_session(
+        &self,
+        account_id: i64,
+        kind: &str,
+        id_hash: &[u8],
+        user_id: Option<i64>,
+        now: i64,
+    ) -> StoreResult<Option<WebAuthnSessionRow>>;
 }
 
 #[async_trait]

@@ -37,6 +37,7 @@ fn kind_schema(k: Kind) -> Value {
         Kind::Bool => {
             json!({"oneOf": [{"type": "boolean"}, {"type": "integer", "enum": [0, 1]}, {"type": "string", "enum": ["true", "false", "0", "1", "yes", "no"]}]})
         }
+        Kind::Json => json!({"oneOf": [{"type": "object"}, {"type": "string", "description": "The same object serialised as JSON text."}]}),
     }
 }
 

@@ -255,6 +255,15 @@ impl UserStore for PgStore {
         let rows = sqlx::query(sql).bind(account_id).bind(pattern).bind(limit).fetch_all(&self.pool).await.map_err(map_err)?;
         collect(rows, user_from)
     }
+    async fn webauthn_user_handle(&self, account_id: i64, user_id: i64, candidate: &[u8]) -> StoreResult<Option<Vec<u8>>> {
+        sqlx::query(q::SET_WEBAUTHN_HANDLE).bind(candidate).bind(account_id).bind(user_id).execute(&self.pool).await.map_err(map_err)?;
+        let r = sqlx::query(q::WEBAUTHN_HANDLE).bind(account_id).bind(user_id).fetch_optional(&self.pool).await.map_err(map_err)?;
+        Ok(r.map(|r| r.try_get::<Option<Vec<u8>>, _>("webauthn_handle")).transpose().map_err(map_err)?.flatten())
+    }
+    async fn user_by_webauthn_handle(&self, account_id: i64, handle: &[u8]) -> StoreResult<Option<UserRow>> {
+        let r = sqlx::query(q::USER_BY_WEBAUTHN_HANDLE).bind(account_id).bind(handle).fetch_optional(&self.pool).await.map_err(map_err)?;
+        r.as_ref().map(user_from).transpose().map_err(map_err)
+    }
 }
 
 #[async_trait]
@@ -404,6 +413,14 @@ impl DeviceStore for PgStore {
         tx.commit().await.map_err(map_err)?;
         Ok(devices.len())
     }
+    async fn devices_by_key_handle(&self, account_id: i64, key_handle: &[u8]) -> StoreResult<Vec<DeviceRow>> {
+        let rows = sqlx::query(q::DEVICES_BY_KEY_HANDLE).bind(account_id).bind(key_handle).fetch_all(&self.pool).await.map_err(map_err)?;
+        collect(rows, device_from)
+    }
+    async fn fido_counter_advance(&self, device_id: i64, counter: i64) -> StoreResult<bool> {
+        let r = sqlx::query(q::FIDO_COUNTER_ADVANCE).bind(counter).bind(device_id).execute(&self.pool).await.map_err(map_err)?;
+        Ok(r.rows_affected() == 1)
+    }
 }
 
 #[async_trait]
@@ -496,6 +513,52 @@ impl SessionStore for PgStore {
             n += sqlx::query(stmt).bind(now).execute(&self.pool).await.map_err(map_err)?.rows_affected();
         }
         Ok(n)
+    }
+    async fn create_webauthn_session(&self, id_hash: &[u8], s: &WebAuthnSessionRow) -> StoreResult<()> {
+        sqlx::query(q::CREATE_WEBAUTHN_SESSION)
+            .bind(id_hash)
+            .bind(s.account_id)
+            .bind(s.user_id)
+            .bind(&s.kind)
+            .bind(&s.rp_id)
+            .bind(&s.challenge)
+            .bind(&s.state)
+            .bind(s.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+    async fn consume_webauthn_session(
+        &self,
+        account_id: i64,
+        kind: &str,
+        id_hash: &[u8],
+        user_id: Option<i64>,
+        now: i64,
+    ) -> StoreResult<Option<WebAuthnSessionRow>> {
+        let r = sqlx::query(q::CONSUME_WEBAUTHN_SESSION)
+            .bind(id_hash)
+            .bind(account_id)
+            .bind(kind)
+            .bind(now)
+            .bind(user_id.unwrap_or(-1))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        r.map(|r| -> Result<WebAuthnSessionRow, sqlx::Error> {
+            Ok(WebAuthnSessionRow {
+                account_id: r.try_get("account_id")?,
+                user_id: r.try_get("user_id")?,
+                kind: r.try_get("kind")?,
+                rp_id: r.try_get("rp_id")?,
+                challenge: r.try_get("challenge")?,
+                state: r.try_get("state")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+        .map_err(map_err)
     }
 }
 

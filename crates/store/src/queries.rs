@@ -115,11 +115,34 @@ pub(crate) const CONSUME_U2F_SESSION: &str =
     "DELETE FROM u2f_sessions WHERE id_hash = $1 AND account_id = $2 AND user_id = $3 AND kind = $4 AND expires_at > $5 \
      RETURNING account_id, user_id, kind, app_id, challenge, device_ids, target_device, expires_at";
 /// `purge_expired`, each bound to (now).
-pub(crate) const PURGE_EXPIRED: [&str; 3] = [
+pub(crate) const PURGE_EXPIRED: [&str; 4] = [
     "DELETE FROM session_tokens WHERE expires_at <= $1",
     "DELETE FROM u2f_sessions WHERE expires_at <= $1",
     "DELETE FROM sent_codes WHERE expires_at <= $1 - 86400",
+    "DELETE FROM webauthn_sessions WHERE expires_at <= $1",
 ];
+
+// WebAuthn: user handles, credentials by id, the shared FIDO counter, ceremonies
+/// Sets the user's handle if it has none yet (a concurrent first use keeps the first one).
+pub(crate) const SET_WEBAUTHN_HANDLE: &str =
+    "UPDATE users SET webauthn_handle = $1 WHERE account_id = $2 AND id = $3 AND webauthn_handle IS NULL";
+pub(crate) const WEBAUTHN_HANDLE: &str = "SELECT webauthn_handle FROM users WHERE account_id = $1 AND id = $2";
+pub(crate) const USER_BY_WEBAUTHN_HANDLE: &str =
+    concat!("SELECT ", user_cols!(), " FROM users WHERE account_id = $1 AND webauthn_handle = $2");
+pub(crate) const DEVICES_BY_KEY_HANDLE: &str =
+    concat!("SELECT ", device_cols!(), " FROM devices WHERE account_id = $1 AND key_handle = $2 ORDER BY id");
+/// The FIDO counter compare-and-set of a WebAuthn assertion: up, or 0 while the stored counter is
+/// still 0 (or unused, -1): authenticators without a counter always send 0.
+pub(crate) const FIDO_COUNTER_ADVANCE: &str =
+    "UPDATE devices SET u2f_counter = $1 WHERE id = $2 AND flagged = 0 AND (u2f_counter < $1 OR ($1 = 0 AND u2f_counter <= 0))";
+pub(crate) const CREATE_WEBAUTHN_SESSION: &str =
+    "INSERT INTO webauthn_sessions (id_hash, account_id, user_id, kind, rp_id, challenge, state, expires_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+/// Consumes a ceremony of this account and kind; `$5` is the user the call names (-1: none named),
+/// and a ceremony begun for another user is left alone.
+pub(crate) const CONSUME_WEBAUTHN_SESSION: &str =
+    "DELETE FROM webauthn_sessions WHERE id_hash = $1 AND account_id = $2 AND kind = $3 AND expires_at > $4 \
+     AND ($5 < 0 OR user_id IS NULL OR user_id = $5) RETURNING account_id, user_id, kind, rp_id, challenge, state, expires_at";
 
 // audit
 pub(crate) const INSERT_AUDIT_HEAD: &str =

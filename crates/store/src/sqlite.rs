@@ -527,6 +527,18 @@ fn u2f_session_from(r: &Row<'_>) -> rusqlite::Result<U2fSessionRow> {
     })
 }
 
+fn webauthn_session_from(r: &Row<'_>) -> rusqlite::Result<WebAuthnSessionRow> {
+    Ok(WebAuthnSessionRow {
+        account_id: r.get(0)?,
+        user_id: r.get(1)?,
+        kind: r.get(2)?,
+        rp_id: r.get(3)?,
+        challenge: r.get(4)?,
+        state: r.get(5)?,
+        expires_at: r.get(6)?,
+    })
+}
+
 fn sent_code_from(r: &Row<'_>) -> rusqlite::Result<SentCodeRow> {
     Ok(SentCodeRow {
         id: r.get(0)?,
@@ -658,6 +670,17 @@ impl UserStore for SqliteStore {
         let pattern = pattern.to_string();
         self.read_long(move |c| all(c, sql, &[&account_id, &pattern, &limit], user_from)).await
     }
+    async fn webauthn_user_handle(&self, account_id: i64, user_id: i64, candidate: &[u8]) -> StoreResult<Option<Vec<u8>>> {
+        let candidate = candidate.to_vec();
+        self.write(move |c| {
+            exec(c, q::SET_WEBAUTHN_HANDLE, &[&candidate, &account_id, &user_id])?;
+            Ok(one(c, q::WEBAUTHN_HANDLE, &[&account_id, &user_id], |r| r.get::<_, Option<Vec<u8>>>(0))?.flatten())
+        })
+        .await
+    }
+    async fn user_by_webauthn_handle(&self, account_id: i64, handle: &[u8]) -> StoreResult<Option<UserRow>> {
+        self.read(|c| one(c, q::USER_BY_WEBAUTHN_HANDLE, &[&account_id, &handle], user_from))
+    }
 }
 
 #[async_trait::async_trait]
@@ -777,6 +800,12 @@ impl DeviceStore for SqliteStore {
         })
         .await
     }
+    async fn devices_by_key_handle(&self, account_id: i64, key_handle: &[u8]) -> StoreResult<Vec<DeviceRow>> {
+        self.read(|c| all(c, q::DEVICES_BY_KEY_HANDLE, &[&account_id, &key_handle], device_from))
+    }
+    async fn fido_counter_advance(&self, device_id: i64, counter: i64) -> StoreResult<bool> {
+        self.write(move |c| Ok(exec(c, q::FIDO_COUNTER_ADVANCE, &[&counter, &device_id])? == 1)).await
+    }
 }
 
 #[async_trait::async_trait]
@@ -828,6 +857,25 @@ impl SessionStore for SqliteStore {
             Ok(n)
         })
         .await
+    }
+    async fn create_webauthn_session(&self, id_hash: &[u8], s: &WebAuthnSessionRow) -> StoreResult<()> {
+        let (h, s) = (id_hash.to_vec(), s.clone());
+        self.write(move |c| {
+            exec(c, q::CREATE_WEBAUTHN_SESSION, &[&h, &s.account_id, &s.user_id, &s.kind, &s.rp_id, &s.challenge, &s.state, &s.expires_at])
+                .map(|_| ())
+        })
+        .await
+    }
+    async fn consume_webauthn_session(
+        &self,
+        account_id: i64,
+        kind: &str,
+        id_hash: &[u8],
+        user_id: Option<i64>,
+        now: i64,
+    ) -> StoreResult<Option<WebAuthnSessionRow>> {
+        let (kind, h, user) = (kind.to_string(), id_hash.to_vec(), user_id.unwrap_or(-1));
+        self.write(move |c| one(c, q::CONSUME_WEBAUTHN_SESSION, &[&h, &account_id, &kind, &now, &user], webauthn_session_from)).await
     }
 }
 

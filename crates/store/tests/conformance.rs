@@ -453,6 +453,76 @@ async fn audit_rows_in_bulk(s: Arc<dyn Store>) {
 }
 conformance!(audit_rows_in_bulk);
 
+async fn webauthn_handles_credentials_counters_and_ceremonies(s: Arc<dyn Store>) {
+    let (aid, uid) = setup(&s).await;
+    // the user handle: the first candidate wins, later ones return it; looked up by handle
+    assert_eq!(s.webauthn_user_handle(aid, uid, b"handle-1").await.expect("h"), Some(b"handle-1".to_vec()));
+    assert_eq!(s.webauthn_user_handle(aid, uid, b"handle-2").await.expect("h"), Some(b"handle-1".to_vec()));
+    assert_eq!(s.webauthn_user_handle(aid, uid + 99, b"x").await.expect("h"), None);
+    assert_eq!(s.user_by_webauthn_handle(aid, b"handle-1").await.expect("u").map(|u| u.id), Some(uid));
+    assert!(s.user_by_webauthn_handle(aid + 1, b"handle-1").await.expect("u").is_none(), "other account");
+    assert!(s.user_by_webauthn_handle(aid, b"handle-2").await.expect("u").is_none());
+
+    // a credential found by its id; the FIDO counter compare-and-set
+    let mut d = device(aid, Some(uid), "WA-1");
+    d.device_type = 16;
+    d.otp_type = 8;
+    d.key_handle = Some(b"cred-id".to_vec());
+    d.public_key = Some(vec![0xa5, 1, 2]);
+    d.app_id = Some("example.com".into());
+    d.u2f_counter = 0;
+    let id = s.create_device(&d).await.expect("device");
+    let found = s.devices_by_key_handle(aid, b"cred-id").await.expect("by id");
+    assert_eq!(found.iter().map(|d| d.id).collect::<Vec<_>>(), vec![id]);
+    assert!(s.devices_by_key_handle(aid + 1, b"cred-id").await.expect("q").is_empty(), "other account");
+    assert!(s.devices_by_key_handle(aid, b"other").await.expect("q").is_empty());
+    assert!(s.fido_counter_advance(id, 0).await.expect("cas"), "0 while the stored counter is 0");
+    assert!(s.fido_counter_advance(id, 0).await.expect("cas"), "0 again");
+    assert!(s.fido_counter_advance(id, 7).await.expect("cas"));
+    assert!(!s.fido_counter_advance(id, 7).await.expect("cas"), "the same counter twice");
+    assert!(!s.fido_counter_advance(id, 0).await.expect("cas"), "0 after a counter was seen");
+    let (x, y) = tokio::join!(s.fido_counter_advance(id, 9), s.fido_counter_advance(id, 9));
+    assert_eq!([x.expect("x"), y.expect("y")].iter().filter(|b| **b).count(), 1, "one of two racing advances");
+    assert!(s.u2f_counter_advance(id, 10).await.expect("u2f path"), "one counter for both paths");
+    assert!(!s.fido_counter_advance(id, 10).await.expect("cas"));
+    s.u2f_flag(id).await.expect("flag");
+    assert!(!s.fido_counter_advance(id, 100).await.expect("cas"), "a flagged key is refused");
+
+    // ceremonies: account, kind, user (when named) and expiry decide; consumed once
+    let row = WebAuthnSessionRow {
+        account_id: aid,
+        user_id: Some(uid),
+        kind: "sign".into(),
+        rp_id: "example.com".into(),
+        challenge: "c".into(),
+        state: "{}".into(),
+        expires_at: 100,
+    };
+    s.create_webauthn_session(b"wsid", &row).await.expect("session");
+    assert!(s.consume_webauthn_session(aid + 1, "sign", b"wsid", None, 50).await.expect("q").is_none(), "other account");
+    assert!(s.consume_webauthn_session(aid, "sign", b"wsid", Some(uid + 1), 50).await.expect("q").is_none(), "other user");
+    assert!(s.consume_webauthn_session(aid, "register", b"wsid", None, 50).await.expect("q").is_none(), "other kind");
+    assert!(s.consume_webauthn_session(aid, "sign", b"wsid", None, 100).await.expect("q").is_none(), "expired");
+    let (x, y) = tokio::join!(
+        s.consume_webauthn_session(aid, "sign", b"wsid", Some(uid), 50),
+        s.consume_webauthn_session(aid, "sign", b"wsid", None, 50)
+    );
+    let got: Vec<WebAuthnSessionRow> = [x.expect("x"), y.expect("y")].into_iter().flatten().collect();
+    assert_eq!(got.len(), 1, "consumed once");
+    assert_eq!(
+        (got[0].user_id, got[0].rp_id.as_str(), got[0].challenge.as_str(), got[0].state.as_str()),
+        (Some(uid), "example.com", "c", "{}")
+    );
+    // a usernameless ceremony: any user named may consume it
+    s.create_webauthn_session(b"free", &WebAuthnSessionRow { user_id: None, ..row.clone() }).await.expect("session");
+    let got = s.consume_webauthn_session(aid, "sign", b"free", Some(uid + 5), 50).await.expect("q").expect("consumed");
+    assert_eq!(got.user_id, None);
+    s.create_webauthn_session(b"old", &row).await.expect("session");
+    assert_eq!(s.purge_expired(1000).await.expect("purge"), 1);
+    assert!(s.consume_webauthn_session(aid, "sign", b"old", None, 50).await.expect("q").is_none(), "purged");
+}
+conformance!(webauthn_handles_credentials_counters_and_ceremonies);
+
 /// SQLite only: under a steady stream of commits and reads the WAL keeps being checkpointed and
 /// started over (the lock holder's read transaction must not pin it), so the file stays small.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -41,6 +41,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod webauthn;
+
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
 use base64::engine::DecodePaddingMode;

@@ -15,6 +15,7 @@ pub mod sent;
 pub mod sessions;
 pub mod u2f;
 pub mod users;
+pub mod webauthn;
 
 use crate::catalog::{self, Group, OpSpec};
 use crate::config::Settings;
@@ -267,6 +268,7 @@ impl Service {
             Group::Oath => oath::run(self, op.name, caller, params).await,
             Group::Delivery => delivery::run(self, op.name, caller, params).await,
             Group::U2f => u2f::run(self, op.name, caller, params).await,
+            Group::WebAuthn => webauthn::run(self, op.name, caller, params).await,
         }
     }
 

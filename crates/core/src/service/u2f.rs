@@ -173,6 +173,12 @@ fn is_u2f(d: &DeviceRow) -> bool {
     d.device_type == DEVICE_TYPE_U2F
 }
 
+/// A WebAuthn credential (deviceType 16): removed by delete_key / delete_all_keys like U2F keys
+/// (its appId is its rpId).
+fn is_webauthn(d: &DeviceRow) -> bool {
+    d.device_type == super::webauthn::DEVICE_TYPE_WEBAUTHN && d.key_handle.is_some()
+}
+
 /// A U2F device record that holds a key.
 fn is_bound(d: &DeviceRow) -> bool {
     is_u2f(d) && d.key_handle.is_some() && d.public_key.is_some()
@@ -281,7 +287,7 @@ fn new_device(svc: &Service, caller: &Caller, user_id: i64) -> DeviceRow {
 }
 
 /// Inserts `d` under a freshly generated psn, retrying on a psn conflict.
-async fn insert_with_psn(svc: &Service, mut d: DeviceRow) -> Result<DeviceRow, ApiError> {
+pub(super) async fn insert_with_psn(svc: &Service, mut d: DeviceRow) -> Result<DeviceRow, ApiError> {
     for _ in 0..PSN_ATTEMPTS {
         d.psn = generate_psn(svc);
         match svc.store.create_device(&d).await {
@@ -667,7 +673,7 @@ async fn delete_key(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
     let devices = svc.store.devices_of_user(caller.account_id(), user.id).await?;
     let doomed: Vec<&DeviceRow> = devices
         .iter()
-        .filter(|d| is_bound(d))
+        .filter(|d| is_bound(d) || is_webauthn(d))
         .filter(|d| app_id.as_deref().is_none_or(|a| app_id_is(d, a)))
         .filter(|d| match &key_handle {
             Some(kh) => d.key_handle.as_deref() == Some(kh.as_slice()),
@@ -694,7 +700,7 @@ async fn delete_all_keys(svc: &Service, caller: &Caller, p: &Params) -> OpResult
     let app_id = read_app_id(p, false)?;
     let devices = svc.store.devices_of_user(caller.account_id(), user.id).await?;
     let mut deleted = 0;
-    for d in devices.iter().filter(|d| is_u2f(d) && app_id.as_deref().is_none_or(|a| app_id_is(d, a))) {
+    for d in devices.iter().filter(|d| (is_u2f(d) || is_webauthn(d)) && app_id.as_deref().is_none_or(|a| app_id_is(d, a))) {
         if svc.store.delete_device(caller.account_id(), d.id).await? {
             deleted += 1;
         }
