@@ -199,6 +199,25 @@ mod tests {
     }
 
     #[test]
+    fn radius_section_is_read_and_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("t.toml", "[radius]\nlisten = \"127.0.0.1:1812\"\nchallenge_seconds = 60\n")?;
+            jail.set_env("TESSERA_RADIUS__CLIENT_REFRESH_MS", "500");
+            let s = load(Some(Path::new("t.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(s.radius.listen.as_deref(), Some("127.0.0.1:1812"));
+            assert_eq!((s.radius.challenge_seconds, s.radius.client_refresh_ms, s.radius.max_in_flight), (60, 500, 1024));
+            jail.set_env("TESSERA_RADIUS__LISTEN", "not an address");
+            let e = load(Some(Path::new("t.toml"))).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("[radius] listen"), "{e}");
+            Ok(())
+        });
+        figment::Jail::expect_with(|_jail| {
+            assert_eq!(load(None).map_err(|e| e.to_string())?.radius.listen, None, "RADIUS is off by default");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn bad_master_key_is_refused() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("TESSERA_MASTER_KEY", "abc");
