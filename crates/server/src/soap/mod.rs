@@ -59,12 +59,13 @@ pub async fn handle(
         return r;
     }
     let started = Instant::now();
-    let bytes = match crate::body::read_limited(body).await {
+    let timeout = crate::body::timeout_of(&state.service.settings);
+    let bytes = match crate::body::read_limited(&headers, body, timeout).await {
         Ok(b) => b,
-        Err(()) => {
-            state.metrics.request("soap", "unknown", code::REQUEST_TOO_LARGE, started.elapsed());
-            let fault = Fault::client(format!("request body larger than {} KiB", BODY_LIMIT / 1024));
-            return xml_response(StatusCode::PAYLOAD_TOO_LARGE, xml::fault_envelope(&fault));
+        Err(err) => {
+            let (status, e) = crate::json_api::body_error(err, timeout);
+            state.metrics.request("soap", "unknown", e.code, started.elapsed());
+            return xml_response(status, xml::fault_envelope(&Fault::client(e.message)));
         }
     };
     let (op, params) = match dispatch(&headers, &bytes) {
