@@ -108,11 +108,7 @@ pub const CODE_TABLE: &[(i64, &str, &str)] = &[
     (code::U2F_ORIGIN_NOT_ALLOWED, "U2FOriginNotAllowed", "clientData origin is neither the appId's origin nor a trusted facet."),
     (code::U2F_USER_NOT_PRESENT, "U2FUserNotPresent", "The authenticator did not assert user presence."),
     (code::U2F_KEY_DISABLED, "U2FKeyDisabled", "The U2F key is disabled."),
-    (
-        code::REQUEST_TIMEOUT,
-        "RequestTimeout",
-        "The request body did not arrive within [server] body_timeout_seconds (HTTP 408).",
-    ),
+    (code::REQUEST_TIMEOUT, "RequestTimeout", "The request body did not arrive within [server] body_timeout_seconds (HTTP 408)."),
     (code::INTERNAL_ERROR, "InternalError", "An unexpected server error; nothing was changed."),
 ];
 

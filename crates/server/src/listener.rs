@@ -88,14 +88,8 @@ pub async fn serve(
                 continue;
             }
         };
-        let conn = Connection {
-            peer,
-            router: router.clone(),
-            builder: builder.clone(),
-            limits,
-            stop: stop_rx.clone(),
-            _open: open_tx.clone(),
-        };
+        let conn =
+            Connection { peer, router: router.clone(), builder: builder.clone(), limits, stop: stop_rx.clone(), _open: open_tx.clone() };
         tokio::spawn(conn.run(stream, tls.clone()));
     }
     drop(listener);
