@@ -278,9 +278,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for TimedIo<T> {
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
-                    let filled = &buf.filled()[before..];
-                    let first = filled.get(..16).unwrap_or(filled).to_vec();
-                    this.saw_bytes(&first);
+                    this.saw_bytes(&buf.filled()[before..]);
                 }
                 Poll::Ready(Ok(()))
             }

@@ -12,7 +12,8 @@
 //!   exceeded limits, not a SOAP 1.1 envelope, no Body, an unknown operation, a SOAPAction that
 //!   names another operation than the Body (an empty `""` or absent SOAPAction is accepted), a
 //!   parameter with child elements or given twice. A body over 64 KiB is HTTP 413 with a Fault
-//!   (sent after reading on up to 1 MiB, so that a client still writing can read it).
+//!   (sent after reading on up to 1 MiB, so that a client still writing can read it); a body not
+//!   received within the body time limit is HTTP 408 with a Fault.
 //! * `GET ?wsdl` / `?singleWsdl`: the WSDL ([`wsdl::document`]) whose `soap:address` is built from
 //!   the request's `Host` (and `X-Forwarded-Proto`); a plain `GET` gets a short help page.
 //!
