@@ -26,6 +26,18 @@ pub struct Settings {
     pub delivery: serde_json::Value,
     pub soap: SoapSettings,
     pub radius: RadiusSettings,
+    /// Connection limits of the HTTP listener.
+    pub server: ServerSettings,
+    /// HTTPS: when a certificate and key are set, the listener speaks TLS only.
+    pub tls: TlsSettings,
+}
+
+impl Settings {
+    /// True when the HTTP listener serves HTTPS only (`[tls] cert_file` and `key_file` set). Anything that
+    /// depends on the transport (e.g. `Secure` cookies) asks this.
+    pub fn tls_enabled(&self) -> bool {
+        self.tls.enabled()
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -36,6 +48,8 @@ impl std::fmt::Debug for Settings {
             .field("data_dir", &self.data_dir)
             .field("master_key", &self.master_key.as_ref().map(|_| "<redacted>"))
             .field("otp", &self.otp)
+            .field("server", &self.server)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -69,6 +83,8 @@ impl Default for Settings {
             delivery: serde_json::Value::Null,
             soap: SoapSettings::default(),
             radius: RadiusSettings::default(),
+            server: ServerSettings::default(),
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -188,5 +204,42 @@ pub struct RadiusSettings {
 impl Default for RadiusSettings {
     fn default() -> Self {
         RadiusSettings { listen: None, challenge_seconds: 120, client_refresh_ms: 2000, max_in_flight: 1024 }
+    }
+}
+
+/// `[server]`: how long a client may take (docs/operations.md, "Connections").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ServerSettings {
+    /// A request's headers must have arrived this many seconds after its first byte (or after the connection
+    /// opened); else 408 and the connection is closed.
+    pub header_timeout_seconds: u64,
+    /// A request's body must have arrived this many seconds after its headers; else 408.
+    pub body_timeout_seconds: u64,
+    /// A keep-alive connection with no request in progress is closed after this many seconds.
+    pub idle_timeout_seconds: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings { header_timeout_seconds: 10, body_timeout_seconds: 30, idle_timeout_seconds: 60 }
+    }
+}
+
+/// `[tls]`: PEM files of the server's certificate chain and private key. Both set = HTTPS only.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct TlsSettings {
+    /// The certificate chain (leaf first), PEM.
+    pub cert_file: Option<PathBuf>,
+    /// The private key (PKCS#8, PKCS#1 or SEC1), PEM.
+    pub key_file: Option<PathBuf>,
+}
+
+impl TlsSettings {
+    /// Both files are configured (an empty path counts as unset).
+    pub fn enabled(&self) -> bool {
+        let set = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| !p.as_os_str().is_empty());
+        set(&self.cert_file) && set(&self.key_file)
     }
 }

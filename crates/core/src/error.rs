@@ -59,6 +59,8 @@ pub mod code {
     pub const WEBAUTHN_USER_HANDLE_MISMATCH: i64 = 9125;
     pub const WEBAUTHN_CREDENTIAL_EXISTS: i64 = 9126;
     pub const WEBAUTHN_ALGORITHM_UNSUPPORTED: i64 = 9127;
+    /// The request's headers or body did not arrive in time (HTTP 408).
+    pub const REQUEST_TIMEOUT: i64 = 9145;
     pub const INTERNAL_ERROR: i64 = 9199;
 }
 
@@ -138,6 +140,7 @@ pub const CODE_TABLE: &[(i64, &str, &str)] = &[
     ),
     (code::WEBAUTHN_CREDENTIAL_EXISTS, "WebAuthnCredentialExists", "This credential (or security key) is already registered in the account."),
     (code::WEBAUTHN_ALGORITHM_UNSUPPORTED, "WebAuthnAlgorithmUnsupported", "The credential public key is not ES256 (P-256) or RS256."),
+    (code::REQUEST_TIMEOUT, "RequestTimeout", "The request body did not arrive within [server] body_timeout_seconds (HTTP 408)."),
     (code::INTERNAL_ERROR, "InternalError", "An unexpected server error; nothing was changed."),
 ];
 

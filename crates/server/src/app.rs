@@ -1,6 +1,7 @@
 //! Start-up and shutdown: prepares the data directory, the master key and the database, creates
-//! the first account on an empty database, binds the listener (port 0 works, for tests) and
-//! serves until a shutdown signal, letting in-flight requests finish.
+//! the first account on an empty database, loads the TLS pair (if `[tls]` is set), binds the
+//! listener (port 0 works, for tests) and serves ([`crate::listener`]) until a shutdown signal,
+//! letting in-flight requests finish. SIGHUP reloads the TLS pair.
 
 use crate::metrics::Metrics;
 use crate::{json_api, ops};
@@ -34,6 +35,8 @@ pub struct Application {
     listener: TcpListener,
     /// The RADIUS socket, when `[radius] listen` is set.
     radius: Option<tokio::net::UdpSocket>,
+    tls: Option<crate::tls::Tls>,
+    limits: crate::listener::Limits,
     state: Arc<AppState>,
     audit_writer: JoinHandle<()>,
     background: Vec<JoinHandle<()>>,
@@ -128,6 +131,9 @@ impl Application {
     }
 
     pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
+        // A bad TLS pair stops the start before anything else is touched.
+        let tls = crate::tls::from_settings(&settings.tls)?;
+        let limits = crate::listener::Limits::from_settings(&settings.server);
         ensure_data_dir(&settings.data_dir)?;
         let key = load_master_key(&settings)?;
         let store = open_store(&settings, &key).await?;
@@ -152,8 +158,10 @@ impl Application {
         let service =
             Arc::new(Service::new(store.clone(), settings.clone(), key, clock.clone(), sink).with_dispatcher(delivery.dispatcher()));
         let state = Arc::new(AppState { service, metrics: Metrics::new() });
-        let background = vec![tokio::spawn(purge_loop(store, clock)), tokio::spawn(delivery.worker())];
-        Ok(Application { listener, radius, state, audit_writer, background, initial_account })
+        let mut background = vec![tokio::spawn(purge_loop(store, clock)), tokio::spawn(delivery.worker())];
+        #[cfg(unix)]
+        background.push(reload_on_sighup(tls.as_ref().map(|t| t.certs.clone()))?);
+        Ok(Application { listener, radius, tls, limits, state, audit_writer, background, initial_account })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -163,6 +171,11 @@ impl Application {
     /// The RADIUS socket's address, when RADIUS is on.
     pub fn radius_addr(&self) -> Option<SocketAddr> {
         self.radius.as_ref().and_then(|s| s.local_addr().ok())
+    }
+
+    /// The listener speaks HTTPS only.
+    pub fn tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     pub fn state(&self) -> Arc<AppState> {
@@ -183,14 +196,14 @@ impl Application {
     /// Serves until `shutdown` completes; then lets in-flight requests finish and flushes the
     /// audit trail.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Application { listener, radius, state, audit_writer, mut background, .. } = self;
-        tracing::info!(addr = %listener.local_addr()?, "listening");
+        let Application { listener, radius, tls, limits, state, audit_writer, mut background, .. } = self;
+        tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), "listening");
         if let Some(socket) = radius {
             tracing::info!(addr = %socket.local_addr()?, "RADIUS listening (udp)");
             background.push(tokio::spawn(crate::radius::serve(socket, state.clone())));
         }
         let router = Self::router(state.clone());
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await?;
+        crate::listener::serve(listener, router, tls, limits, shutdown).await;
         for task in background {
             task.abort();
         }
@@ -211,6 +224,24 @@ async fn purge_loop(store: Arc<dyn Store>, clock: Arc<dyn Clock>) {
             tracing::warn!(error = %e, "purging expired rows failed");
         }
     }
+}
+
+/// Listens for SIGHUP (from start-up on, so that the signal never ends the process) and reloads
+/// the TLS pair on each; a pair that fails to load is logged and the one in use stays.
+#[cfg(unix)]
+fn reload_on_sighup(certs: Option<Arc<crate::tls::CertStore>>) -> anyhow::Result<JoinHandle<()>> {
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    Ok(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match &certs {
+                None => tracing::info!("SIGHUP received; no [tls] configured, nothing to reload"),
+                Some(certs) => match certs.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded; new connections use them"),
+                    Err(e) => tracing::error!(error = %format!("{e:#}"), "SIGHUP: TLS reload failed; the certificate in use stays"),
+                },
+            }
+        }
+    }))
 }
 
 /// Completes on SIGINT or SIGTERM.

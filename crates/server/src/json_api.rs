@@ -3,13 +3,14 @@
 //! Turns the body into [`Params`] (lenient: trailing commas, aliases, any scalar form), calls
 //! [`Service::handle`], and renders the envelope `{"type","errorCode","errorMessage",...}` in
 //! exactly one place ([`envelope`]). Every request that reaches here gets HTTP 200 and the
-//! envelope, except a body over 64 KiB (413, still with the envelope).
+//! envelope, except a body over 64 KiB (413, still with the envelope), a body that did not arrive
+//! within the body time limit (408) or could not be read (400), each still with the envelope.
 
 use crate::lenient::strip_trailing_commas;
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 use std::net::SocketAddr;
@@ -26,18 +27,20 @@ pub async fn handle(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
     if method != Method::POST && method != Method::GET {
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST, GET")], "").into_response();
     }
     let started = Instant::now();
-    let bytes = match crate::body::read_limited(body).await {
+    let timeout = crate::body::timeout_of(&state.service.settings);
+    let bytes = match crate::body::read_limited(&headers, body, timeout).await {
         Ok(b) => b,
-        Err(_) => {
-            let e = ApiError::new(code::REQUEST_TOO_LARGE, format!("request body larger than {} KiB", BODY_LIMIT / 1024));
+        Err(err) => {
+            let (status, e) = body_error(err, timeout);
             state.metrics.request("json", "unknown", e.code, started.elapsed());
-            return json_response(StatusCode::PAYLOAD_TOO_LARGE, envelope("", &Err(e), ""));
+            return json_response(status, envelope("", &Err(e), ""));
         }
     };
     let (type_name, parsed) = parse(&bytes);
@@ -48,6 +51,24 @@ pub async fn handle(
     let op_label = outcome.op.map(|o| o.name).unwrap_or("unknown");
     state.metrics.request("json", op_label, outcome.code(), started.elapsed());
     json_response(StatusCode::OK, envelope(&outcome.reply_type, &outcome.result, outcome.ok_message))
+}
+
+/// The HTTP status and error of a body that was not read (docs/api.md, "HTTP status").
+pub fn body_error(err: crate::body::BodyError, timeout: std::time::Duration) -> (StatusCode, ApiError) {
+    use crate::body::BodyError;
+    match err {
+        BodyError::TooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::new(code::REQUEST_TOO_LARGE, format!("request body larger than {} KiB", BODY_LIMIT / 1024)),
+        ),
+        BodyError::TimedOut => (
+            StatusCode::REQUEST_TIMEOUT,
+            ApiError::new(code::REQUEST_TIMEOUT, format!("request body not received within {} s", timeout.as_secs())),
+        ),
+        BodyError::Unreadable => {
+            (StatusCode::BAD_REQUEST, ApiError::new(code::MALFORMED_REQUEST, "request body could not be read (connection failed)"))
+        }
+    }
 }
 
 /// Parses a body into (type, params). Malformed input is a 9101 with a precise message.

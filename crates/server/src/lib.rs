@@ -8,10 +8,12 @@ pub mod app;
 pub mod body;
 pub mod json_api;
 pub mod lenient;
+pub mod listener;
 pub mod metrics;
 pub mod ops;
 pub mod radius;
 pub mod settings;
 pub mod soap;
+pub mod tls;
 
 pub use app::{AppState, Application};

@@ -95,7 +95,8 @@ pub fn openapi_document() -> Value {
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Request"}}}},
             "responses": {
                 "200": {"description": "The envelope (errorCode 0 = success).", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}},
-                "413": {"description": "Body over 64 KiB (errorCode 9104).", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}}
+                "413": {"description": "Body over 64 KiB (errorCode 9104).", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}},
+                "408": {"description": "Body not received within [server] body_timeout_seconds (errorCode 9145).", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}}
             }
         })
     };

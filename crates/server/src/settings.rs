@@ -65,6 +65,14 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
             "otp settings out of range (max_failures >= 1, lockout_seconds >= 0, send_limit >= 1, sent_code_lifetime_seconds >= 1)"
         );
     }
+    let sv = &s.server;
+    if sv.header_timeout_seconds < 1 || sv.body_timeout_seconds < 1 || sv.idle_timeout_seconds < 1 {
+        anyhow::bail!("server settings out of range (header_timeout_seconds, body_timeout_seconds, idle_timeout_seconds >= 1)");
+    }
+    let set = |p: &Option<std::path::PathBuf>| p.as_ref().is_some_and(|p| !p.as_os_str().is_empty());
+    if set(&s.tls.cert_file) != set(&s.tls.key_file) {
+        anyhow::bail!("[tls] needs both cert_file and key_file (PEM), or neither");
+    }
     if let Some(r) = s.radius.listen.as_deref().filter(|l| !l.trim().is_empty()) {
         r.trim().parse::<std::net::SocketAddr>().with_context(|| format!("[radius] listen address {r:?} is not host:port"))?;
     }

@@ -150,7 +150,8 @@ impl Service {
         let (Some(name), Some(key)) = (name.filter(|s| !s.is_empty()), key.filter(|s| !s.is_empty())) else {
             return Err(ApiError::partner_login());
         };
-        if name.len() > 256 || key.len() > 1024 {
+        // A NUL cannot be in any account name (and PostgreSQL refuses it in text): 9000, not a database error.
+        if name.len() > 256 || key.len() > 1024 || name.contains('\0') {
             return Err(ApiError::partner_login());
         }
         let candidate = crypto::secret_hash(key);

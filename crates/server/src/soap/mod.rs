@@ -12,7 +12,8 @@
 //!   exceeded limits, not a SOAP 1.1 envelope, no Body, an unknown operation, a SOAPAction that
 //!   names another operation than the Body (an empty `""` or absent SOAPAction is accepted), a
 //!   parameter with child elements or given twice. A body over 64 KiB is HTTP 413 with a Fault
-//!   (sent after reading on up to 1 MiB, so that a client still writing can read it).
+//!   (sent after reading on up to 1 MiB, so that a client still writing can read it); a body not
+//!   received within the body time limit is HTTP 408 with a Fault.
 //! * `GET ?wsdl` / `?singleWsdl`: the WSDL ([`wsdl::document`]) whose `soap:address` is built from
 //!   the request's `Host` (and `X-Forwarded-Proto`); a plain `GET` gets a short help page.
 //!
@@ -67,12 +68,13 @@ pub async fn handle(
         return r;
     }
     let started = Instant::now();
-    let bytes = match crate::body::read_limited(body).await {
+    let timeout = crate::body::timeout_of(&state.service.settings);
+    let bytes = match crate::body::read_limited(&headers, body, timeout).await {
         Ok(b) => b,
-        Err(()) => {
-            state.metrics.request("soap", "unknown", code::REQUEST_TOO_LARGE, started.elapsed());
-            let fault = Fault::client(format!("request body larger than {} KiB", BODY_LIMIT / 1024));
-            return xml_response(StatusCode::PAYLOAD_TOO_LARGE, xml::fault_envelope(&fault));
+        Err(err) => {
+            let (status, e) = crate::json_api::body_error(err, timeout);
+            state.metrics.request("soap", "unknown", e.code, started.elapsed());
+            return xml_response(status, xml::fault_envelope(&Fault::client(e.message)));
         }
     };
     let (op, params) = match dispatch(&headers, &bytes) {
