@@ -25,7 +25,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -185,11 +185,27 @@ enum Phase {
 
 /// The request counter shared by a connection's socket wrapper and its service.
 #[derive(Debug)]
-struct Requests(Mutex<Phase>);
+struct Requests {
+    phase: Mutex<Phase>,
+    /// The reader that last found no bytes while a request was in progress: hyper does not read
+    /// again until woken, so the end of the last request wakes it to start the idle clock.
+    parked_reader: Mutex<Option<Waker>>,
+}
 
 impl Requests {
+    fn new(phase: Phase) -> Self {
+        Requests { phase: Mutex::new(phase), parked_reader: Mutex::new(None) }
+    }
+
     fn phase(&self) -> std::sync::MutexGuard<'_, Phase> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.phase.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn park_reader(&self, waker: &Waker) {
+        let mut parked = self.parked_reader.lock().unwrap_or_else(|e| e.into_inner());
+        if !parked.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *parked = Some(waker.clone());
+        }
     }
 
     fn begin(self: &Arc<Self>) -> InFlight {
@@ -207,11 +223,19 @@ struct InFlight(Arc<Requests>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let mut p = self.0.phase();
-        *p = match *p {
-            Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
-            _ => Phase::Idle { since: Instant::now() },
+        let idle = {
+            let mut p = self.0.phase();
+            *p = match *p {
+                Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
+                _ => Phase::Idle { since: Instant::now() },
+            };
+            matches!(*p, Phase::Idle { .. })
         };
+        if idle {
+            if let Some(reader) = self.0.parked_reader.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                reader.wake();
+            }
+        }
     }
 }
 
@@ -237,7 +261,7 @@ impl<T> TimedIo<T> {
         TimedIo {
             inner,
             limits,
-            requests: Arc::new(Requests(Mutex::new(Phase::Head { since: now, partial: false }))),
+            requests: Arc::new(Requests::new(Phase::Head { since: now, partial: false })),
             timer: Box::pin(tokio::time::sleep_until(now + limits.header_timeout)),
             h2,
             expired: false,
@@ -284,7 +308,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for TimedIo<T> {
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
-                let Some((deadline, owe_408)) = this.deadline() else { return Poll::Pending };
+                let Some((deadline, owe_408)) = this.deadline() else {
+                    this.requests.park_reader(cx.waker());
+                    // The request may have ended between the two looks: then read again at once.
+                    if this.deadline().is_some() {
+                        cx.waker().wake_by_ref();
+                    }
+                    return Poll::Pending;
+                };
                 if this.timer.deadline() != deadline {
                     this.timer.as_mut().reset(deadline);
                 }
