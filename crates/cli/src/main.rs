@@ -153,7 +153,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 drop(store);
                 if !collisions.is_empty() {
-                    println!("{} user(s) set aside by username normalisation: rename or delete them (see docs/operations.md)", collisions.len());
+                    println!(
+                        "{} user(s) set aside by username normalisation: rename or delete them (see docs/operations.md)",
+                        collisions.len()
+                    );
                 }
                 println!("database is up to date");
                 Ok(())

@@ -283,7 +283,13 @@ impl UserStore for PgStore {
         })
     }
     async fn set_username_key(&self, account_id: i64, user_id: i64, username_key: &str) -> StoreResult<bool> {
-        let r = sqlx::query(q::SET_USERNAME_KEY).bind(username_key).bind(account_id).bind(user_id).execute(&self.pool).await.map_err(map_err)?;
+        let r = sqlx::query(q::SET_USERNAME_KEY)
+            .bind(username_key)
+            .bind(account_id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
         Ok(r.rows_affected() == 1)
     }
 }

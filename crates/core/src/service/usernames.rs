@@ -33,7 +33,11 @@ pub struct Collision {
 
 impl std::fmt::Display for Collision {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "account id {}: user id {} {:?} is set aside: its normalised name is held by ", self.account_id, self.user_id, self.username)?;
+        write!(
+            f,
+            "account id {}: user id {} {:?} is set aside: its normalised name is held by ",
+            self.account_id, self.user_id, self.username
+        )?;
         match (self.holder_id, &self.holder_username) {
             (Some(id), Some(name)) => write!(f, "user id {id} {name:?}"),
             _ => write!(f, "another user"),

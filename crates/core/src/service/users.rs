@@ -98,6 +98,11 @@ pub fn is_default_ignorable(c: char) -> bool {
     )
 }
 
+/// Emoji and pictographic symbols (the blocks emoji sequences are built from).
+fn is_pictographic(c: char) -> bool {
+    matches!(u32::from(c), 0x1F000..=0x1FAFF | 0x2300..=0x23FF | 0x2600..=0x27BF | 0x2B00..=0x2BFF)
+}
+
 /// Checks a username as given (before [`username_key`]): 1..=256 characters, no control,
 /// zero-width or other default-ignorable characters, no line or paragraph separators.
 pub fn check_username(u: &str) -> Result<(), ApiError> {
@@ -110,7 +115,17 @@ pub fn check_username(u: &str) -> Result<(), ApiError> {
     if u.chars().any(char::is_control) {
         return Err(ApiError::invalid("username", "contains control characters"));
     }
-    if u.chars().any(|c| is_default_ignorable(c) || matches!(c, '\u{2028}' | '\u{2029}')) {
+    let chars: Vec<char> = u.chars().collect();
+    let invisible = chars.iter().enumerate().any(|(i, &c)| {
+        let prev = i.checked_sub(1).and_then(|j| chars.get(j)).copied();
+        let next = chars.get(i + 1).copied();
+        // Emoji sequences keep their joiner and presentation selector (`👩‍💻`, `❤️`).
+        let emoji_joiner =
+            c == '\u{200D}' && prev.is_some_and(|p| is_pictographic(p) || p == '\u{FE0F}') && next.is_some_and(is_pictographic);
+        let emoji_selector = c == '\u{FE0F}' && prev.is_some_and(is_pictographic);
+        (is_default_ignorable(c) && !emoji_joiner && !emoji_selector) || matches!(c, '\u{2028}' | '\u{2029}')
+    });
+    if invisible {
         return Err(ApiError::invalid("username", "contains invisible (zero-width, format or other default-ignorable) characters"));
     }
     Ok(())
@@ -344,11 +359,18 @@ async fn find_users(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
 /// An unknown user (`user` None) or a user without a password costs the same as a wrong password
 /// (the same reservation statement, matching no row, and one argon2 verification of a dummy hash),
 /// and is answered the same: 9001.
-pub async fn verify_password(svc: &Service, caller: &Caller, user: Option<&UserRow>, username: &str, candidate: String) -> Result<(), ApiError> {
+pub async fn verify_password(
+    svc: &Service,
+    caller: &Caller,
+    user: Option<&UserRow>,
+    username: &str,
+    candidate: String,
+) -> Result<(), ApiError> {
     let now = svc.now();
     let otp = &svc.settings.otp;
     let user_id = user.map(|u| u.id).unwrap_or(-1);
-    let reserved = svc.store.password_attempt(caller.account_id(), user_id, now, otp.max_failures, now + otp.lockout_seconds.max(0)).await?;
+    let reserved =
+        svc.store.password_attempt(caller.account_id(), user_id, now, otp.max_failures, now + otp.lockout_seconds.max(0)).await?;
     if user.is_some() && !reserved {
         return Err(ApiError::new(
             code::TOO_MANY_FAILURES,

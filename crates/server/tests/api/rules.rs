@@ -57,29 +57,35 @@ async fn unknown_user_is_9001_on_every_type(b: Backend) {
 }
 api_test!(unknown_user_is_9001_on_every_type);
 
-/// Median duration of `n` calls.
-async fn median_ms(app: &TestApp, ty: &str, fields: Value, n: usize) -> f64 {
-    let mut t = Vec::new();
-    for _ in 0..n {
-        let started = Instant::now();
-        let r = app.call(ty, fields.clone()).await;
-        t.push(started.elapsed().as_secs_f64() * 1000.0);
-        assert_code(&r, 9001);
-    }
+/// Duration of one call that must answer 9001.
+async fn timed_9001(app: &TestApp, ty: &str, fields: Value) -> f64 {
+    let started = Instant::now();
+    let r = app.call(ty, fields).await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    assert_code(&r, 9001);
+    ms
+}
+
+fn median(mut t: Vec<f64>) -> f64 {
     t.sort_by(|a, b| a.total_cmp(b));
-    t[n / 2]
+    t[t.len() / 2]
 }
 
 async fn unknown_user_costs_a_password_check(b: Backend) {
     let app = spawn_app(b).await;
     assert_code(&app.call("add_user", json!({"username": "timed", "pw": "right-pw"})).await, 0);
     for ty in ["create_session_token", "validate_user"] {
-        let wrong = median_ms(&app, ty, json!({"username": "timed", "pw": "wrong-pw"}), 3).await;
-        let unknown = median_ms(&app, ty, json!({"username": "nobody-here", "pw": "wrong-pw"}), 3).await;
+        // interleaved, so that both see the same load on a shared machine
+        let (mut wrong, mut unknown) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            wrong.push(timed_9001(&app, ty, json!({"username": "timed", "pw": "wrong-pw"})).await);
+            unknown.push(timed_9001(&app, ty, json!({"username": "nobody-here", "pw": "wrong-pw"})).await);
+        }
         assert_code(&app.call("validate_user", json!({"username": "timed", "pw": "right-pw"})).await, 0);
-        // argon2 dominates both (tens of milliseconds); before, an unknown user cost under 1 ms.
+        let (wrong, unknown) = (median(wrong), median(unknown));
+        // argon2 dominates both (tens of milliseconds); before, an unknown user cost under 1 ms (1/40).
         assert!(wrong > 3.0, "{ty}: a wrong password took only {wrong:.2} ms");
-        assert!(unknown > wrong * 0.5, "{ty}: unknown user {unknown:.2} ms, wrong password {wrong:.2} ms");
+        assert!(unknown > wrong * 0.3, "{ty}: unknown user {unknown:.2} ms, wrong password {wrong:.2} ms");
     }
 }
 api_test!(unknown_user_costs_a_password_check);
@@ -166,7 +172,9 @@ async fn usernames_match_after_nfkc_and_case_mapping(b: Backend) {
     assert_code(&app.call("find_user", json!({"username": "Carol"})).await, 0);
     let r = app.call("find_users", json!({"queryFilter": "CAR%"})).await;
     assert_eq!(r["Users"].as_array().map(|a| a.len()), Some(1), "{r}");
-    for bad in ["car\u{200b}ol", "car\u{ad}ol", "\u{feff}carol", "car\u{2060}ol", "car\u{202e}ol", "car\u{2066}ol", "car\u{200d}ol", "car\u{7}ol"] {
+    for bad in
+        ["car\u{200b}ol", "car\u{ad}ol", "\u{feff}carol", "car\u{2060}ol", "car\u{202e}ol", "car\u{2066}ol", "car\u{200d}ol", "car\u{7}ol"]
+    {
         for ty in ["add_user", "find_user", "validate_user"] {
             let r = app.call(ty, json!({"username": bad, "pw": "x"})).await;
             assert_code(&r, 9103);
@@ -184,7 +192,10 @@ async fn stored_usernames_are_migrated_and_collisions_set_aside(b: Backend) {
     // rows as an earlier version stored them: only lower-cased
     let old = |name: &str| UserRow { account_id: account.id, username: name.to_string(), created_at: 1, ..Default::default() };
     let decomposed = store.create_user(&old("jose\u{301}"), "jose\u{301}").await.expect("old-style row");
-    store.create_user(&old("\u{ff23}\u{ff21}\u{ff32}\u{ff2f}\u{ff2c}"), "\u{ff43}\u{ff41}\u{ff52}\u{ff4f}\u{ff4c}").await.expect("old-style row");
+    store
+        .create_user(&old("\u{ff23}\u{ff21}\u{ff32}\u{ff2f}\u{ff2c}"), "\u{ff43}\u{ff41}\u{ff52}\u{ff4f}\u{ff4c}")
+        .await
+        .expect("old-style row");
     assert_code(&app.call("find_user", json!({"username": "carol"})).await, 9001);
 
     let collisions = tessera_core::service::usernames::migrate_username_keys(&*store).await.expect("migrate");
@@ -309,3 +320,14 @@ async fn account_changes_hold_for_the_next_request_on_every_node(b: Backend) {
     assert_eq!(warm(&n2, rotated.key.clone()).await, 0);
 }
 api_test!(account_changes_hold_for_the_next_request_on_every_node);
+
+async fn emoji_sequences_stay_usable_in_usernames(b: Backend) {
+    let app = spawn_app(b).await;
+    assert_code(&app.call("add_user", json!({"username": "dev-\u{1F469}\u{200D}\u{1F4BB}"})).await, 0);
+    assert_code(&app.call("add_user", json!({"username": "love-\u{2764}\u{FE0F}"})).await, 0);
+    assert_code(&app.call("find_user", json!({"username": "DEV-\u{1F469}\u{200D}\u{1F4BB}"})).await, 0);
+    // a joiner or selector anywhere else is invisible
+    assert_code(&app.call("add_user", json!({"username": "dev\u{200D}\u{1F4BB}"})).await, 9103);
+    assert_code(&app.call("add_user", json!({"username": "a\u{FE0F}b"})).await, 9103);
+}
+api_test!(emoji_sequences_stay_usable_in_usernames);
