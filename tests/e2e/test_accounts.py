@@ -30,7 +30,7 @@ def test_a_created_account_works_at_once_and_sees_only_its_own_users(server):
     assert set(created) == {"spAccountLoginName", "spAccountLoginKey"}
     assert server.call("add_user", username="shared-name")["errorCode"] == 0
     other = dict(spAccountLoginName=created["spAccountLoginName"], spAccountLoginKey=created["spAccountLoginKey"])
-    assert server.call("find_user", username="shared-name", **other)["errorCode"] == 9106
+    assert server.call("find_user", username="shared-name", **other)["errorCode"] == 9001
     assert server.call("add_user", username="shared-name", **other)["errorCode"] == 0
     audit = server.cli(["audit", "list", "--account", "acme", "--json"], check=True).stdout
     time.sleep(0.2)

@@ -137,9 +137,9 @@ def test_users_and_session_tokens(server):
     assert server.call("is_session_token_valid", sessionTokenId=token.SessionTokenId)["errorCode"] == 9107
 
     ok(svc.DeleteUser(**c, authServerPartnerUserLoginName="mandy", removeRelated=False), "DeleteUser")
-    assert server.call("find_user", username="mandy")["errorCode"] == 9106
+    assert server.call("find_user", username="mandy")["errorCode"] == 9001
     missing = svc.FindUser(**c, authServerPartnerUserLoginName="mandy")
-    assert missing.ErrorCode == 9106 and missing.Email is None, missing
+    assert missing.ErrorCode == 9001 and missing.Email is None, missing
     # a wrong account key is 9000, with nothing else looked at
     wrong = svc.FindUser(authServerPartnerLoginName=c["authServerPartnerLoginName"],
                          authServerPartnerLoginPassword="wrong", authServerPartnerUserLoginName="marty")

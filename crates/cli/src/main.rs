@@ -147,7 +147,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Serve => serve(settings).await,
             Command::Migrate => {
                 let store = open(&settings).await?;
+                // Every run re-checks the usernames and lists the users set aside by a collision.
+                let collisions = tessera_core::service::usernames::migrate_username_keys(&*store).await?;
+                let names: std::collections::HashMap<i64, String> =
+                    store.list_accounts().await?.into_iter().map(|a| (a.id, a.name)).collect();
+                for c in &collisions {
+                    let account = names.get(&c.account_id).cloned().unwrap_or_else(|| c.account_id.to_string());
+                    println!("username collision in account {account}: {c}");
+                }
                 drop(store);
+                if !collisions.is_empty() {
+                    println!(
+                        "{} user(s) set aside by username normalisation: rename or delete them (see docs/operations.md)",
+                        collisions.len()
+                    );
+                }
                 println!("database is up to date");
                 Ok(())
             }

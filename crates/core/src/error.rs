@@ -38,6 +38,7 @@ pub mod code {
     pub const INVALID_FIELD: i64 = 9103;
     pub const REQUEST_TOO_LARGE: i64 = 9104;
     pub const USER_EXISTS: i64 = 9105;
+    /// Retired: an unknown user is answered 9001 (`USER_LOGIN_FAILED`) on every type.
     pub const USER_NOT_FOUND: i64 = 9106;
     pub const SESSION_TOKEN_INVALID: i64 = 9107;
     pub const DEVICE_EXISTS: i64 = 9108;
@@ -68,7 +69,7 @@ pub mod code {
 pub const CODE_TABLE: &[(i64, &str, &str)] = &[
     (code::OK, "Success", "The operation succeeded."),
     (code::PARTNER_LOGIN_FAILED, "PartnerLoginFailed", "spAccountLoginName / spAccountLoginKey wrong, missing or the account is disabled."),
-    (code::USER_LOGIN_FAILED, "PartnerUserLoginFailed", "Wrong password or unknown user."),
+    (code::USER_LOGIN_FAILED, "PartnerUserLoginFailed", "Wrong password, or no user with that username in this account (on every type)."),
     (code::OTP_ALREADY_USED, "OTPAlreadyUsed", "The passcode was already accepted once (replay)."),
     (code::OTP_INVALID, "OTPInvalid", "The passcode is wrong or outside the window."),
     (code::DEVICE_INVALID, "DeviceInvalid", "The device cannot perform this operation."),
@@ -81,7 +82,7 @@ pub const CODE_TABLE: &[(i64, &str, &str)] = &[
     (
         code::TOO_MANY_FAILURES,
         "MaximumFailedOTPRequestsExceeded",
-        "Too many failed validations (device locked) or too many passcodes sent.",
+        "Too many failed validations (device locked), too many wrong passwords (user locked) or too many passcodes sent.",
     ),
     (code::DEVICE_ASSIGNED_TO_DIFFERENT_PARTNER, "DeviceAssignedToDifferentPartner", "The device belongs to another account."),
     (code::DEVICE_IN_USE, "DeviceInUse", "The device is assigned to another user (use force)."),
@@ -99,7 +100,7 @@ pub const CODE_TABLE: &[(i64, &str, &str)] = &[
     (code::INVALID_FIELD, "InvalidFieldValue", "A field has the wrong type or an out-of-range value; the message names it."),
     (code::REQUEST_TOO_LARGE, "RequestTooLarge", "The body is larger than 64 KiB (HTTP 413)."),
     (code::USER_EXISTS, "UserAlreadyExists", "A user with that username (case-insensitive) already exists in the account."),
-    (code::USER_NOT_FOUND, "UserNotFound", "No user with that username in this account."),
+    (code::USER_NOT_FOUND, "UserNotFound", "Retired: no longer sent; an unknown user is 9001 on every type."),
     (code::SESSION_TOKEN_INVALID, "SessionTokenInvalid", "The session token is unknown, expired or was expired."),
     (code::DEVICE_EXISTS, "DeviceAlreadyExists", "A device with that psn already exists in the account."),
     (code::U2F_SESSION_INVALID, "U2FSessionInvalid", "The U2F sessionId is unknown, expired, already used or belongs to another user."),
@@ -164,8 +165,10 @@ impl ApiError {
     pub fn partner_login() -> Self {
         Self::new(code::PARTNER_LOGIN_FAILED, "Account login failed")
     }
+    /// An unknown user: 9001, the same as a failed login, so that no reply tells an unknown user
+    /// from a known one (9106 is retired, see docs/api.md).
     pub fn user_not_found(username: &str) -> Self {
-        Self::new(code::USER_NOT_FOUND, format!("User not found [{}]", display_name(username)))
+        Self::user_login(username)
     }
     pub fn user_login(username: &str) -> Self {
         Self::new(code::USER_LOGIN_FAILED, format!("User login failure [{}]", display_name(username)))

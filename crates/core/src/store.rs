@@ -208,6 +208,15 @@ pub trait AccountStore: Send + Sync {
     async fn ping(&self) -> StoreResult<()>;
 }
 
+/// A user's id, names and lookup key (for the username-key migration).
+#[derive(Debug, Clone)]
+pub struct UserKeyRow {
+    pub id: i64,
+    pub account_id: i64,
+    pub username: String,
+    pub username_key: String,
+}
+
 #[async_trait]
 pub trait UserStore: Send + Sync {
     /// `Conflict` if the (case-folded) username exists in the account.
@@ -226,6 +235,17 @@ pub trait UserStore: Send + Sync {
     /// handle now stored (the first one wins a race). None if there is no such user.
     async fn webauthn_user_handle(&self, account_id: i64, user_id: i64, candidate: &[u8]) -> StoreResult<Option<Vec<u8>>>;
     async fn user_by_webauthn_handle(&self, account_id: i64, handle: &[u8]) -> StoreResult<Option<UserRow>>;
+    /// Reserves one password check of the user: counts it as a failure (locking the user until
+    /// `lock_until` when the count reaches `max_failures`), but only if the user is not locked at
+    /// `now`. Returns whether the check may go ahead (false: locked, or no such user). One
+    /// conditional update, so concurrent checks on any number of nodes get at most `max_failures`.
+    async fn password_attempt(&self, account_id: i64, user_id: i64, now: i64, max_failures: i64, lock_until: i64) -> StoreResult<bool>;
+    /// A right password: clears the user's password failure count and lockout.
+    async fn password_reset(&self, account_id: i64, user_id: i64) -> StoreResult<()>;
+    /// Users ordered by id, after `after_id`, at most `limit` (the username-key migration).
+    async fn user_keys_page(&self, after_id: i64, limit: i64) -> StoreResult<Vec<UserKeyRow>>;
+    /// Sets a user's lookup key; `Conflict` if another user of the account holds it.
+    async fn set_username_key(&self, account_id: i64, user_id: i64, username_key: &str) -> StoreResult<bool>;
 }
 
 #[async_trait]

@@ -121,6 +121,9 @@ pub async fn open_store(settings: &Settings, key: &MasterKey) -> anyhow::Result<
             "the master key does not match the one this database was created with (set the same TESSERA_MASTER_KEY on every node)"
         );
     }
+    // Usernames stored before NFKC normalisation get their normalised key (once per database);
+    // collisions are logged as errors by the migration and listed by `tessera migrate`.
+    tessera_core::service::usernames::migrate_once(&*store).await.context("cannot normalise stored usernames")?;
     Ok(store)
 }
 

@@ -264,6 +264,43 @@ impl UserStore for PgStore {
         let r = sqlx::query(q::USER_BY_WEBAUTHN_HANDLE).bind(account_id).bind(handle).fetch_optional(&self.pool).await.map_err(map_err)?;
         r.as_ref().map(user_from).transpose().map_err(map_err)
     }
+    async fn password_attempt(&self, account_id: i64, user_id: i64, now: i64, max_failures: i64, lock_until: i64) -> StoreResult<bool> {
+        let r = sqlx::query(q::PASSWORD_ATTEMPT)
+            .bind(max_failures)
+            .bind(lock_until)
+            .bind(account_id)
+            .bind(user_id)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(r.rows_affected() == 1)
+    }
+    async fn password_reset(&self, account_id: i64, user_id: i64) -> StoreResult<()> {
+        sqlx::query(q::PASSWORD_RESET).bind(account_id).bind(user_id).execute(&self.pool).await.map_err(map_err)?;
+        Ok(())
+    }
+    async fn user_keys_page(&self, after_id: i64, limit: i64) -> StoreResult<Vec<UserKeyRow>> {
+        let rows = sqlx::query(q::USER_KEYS_PAGE).bind(after_id).bind(limit).fetch_all(&self.pool).await.map_err(map_err)?;
+        collect(rows, |r| {
+            Ok(UserKeyRow {
+                id: r.try_get("id")?,
+                account_id: r.try_get("account_id")?,
+                username: r.try_get("username")?,
+                username_key: r.try_get("username_key")?,
+            })
+        })
+    }
+    async fn set_username_key(&self, account_id: i64, user_id: i64, username_key: &str) -> StoreResult<bool> {
+        let r = sqlx::query(q::SET_USERNAME_KEY)
+            .bind(username_key)
+            .bind(account_id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(r.rows_affected() == 1)
+    }
 }
 
 #[async_trait]

@@ -68,6 +68,14 @@ pub(crate) const DELETE_USER: &str = "DELETE FROM users WHERE account_id = $1 AN
 pub(crate) const DELETE_USER_AUDIT: &str = "DELETE FROM audit WHERE account_id = $1 AND lower(username) = $2";
 pub(crate) const FIND_USERS_BY_NAME: &str =
     concat!("SELECT ", user_cols!(), " FROM users WHERE account_id = $1 AND username_key LIKE $2 ORDER BY username_key LIMIT $3");
+/// One password check reserved, counted as a failure until the password proves right (see
+/// `password_attempt`); refused while the user is locked.
+pub(crate) const PASSWORD_ATTEMPT: &str = "UPDATE users SET pw_fail_count = pw_fail_count + 1, \
+     pw_locked_until = CASE WHEN pw_fail_count + 1 >= $1 THEN $2 ELSE pw_locked_until END \
+     WHERE account_id = $3 AND id = $4 AND pw_locked_until <= $5";
+pub(crate) const PASSWORD_RESET: &str = "UPDATE users SET pw_fail_count = 0, pw_locked_until = 0 WHERE account_id = $1 AND id = $2";
+pub(crate) const USER_KEYS_PAGE: &str = "SELECT id, account_id, username, username_key FROM users WHERE id > $1 ORDER BY id LIMIT $2";
+pub(crate) const SET_USERNAME_KEY: &str = "UPDATE users SET username_key = $1 WHERE account_id = $2 AND id = $3";
 pub(crate) const FIND_USERS_BY_EMAIL: &str =
     concat!("SELECT ", user_cols!(), " FROM users WHERE account_id = $1 AND email_key LIKE $2 ORDER BY username_key LIMIT $3");
 

@@ -681,6 +681,24 @@ impl UserStore for SqliteStore {
     async fn user_by_webauthn_handle(&self, account_id: i64, handle: &[u8]) -> StoreResult<Option<UserRow>> {
         self.read(|c| one(c, q::USER_BY_WEBAUTHN_HANDLE, &[&account_id, &handle], user_from))
     }
+    async fn password_attempt(&self, account_id: i64, user_id: i64, now: i64, max_failures: i64, lock_until: i64) -> StoreResult<bool> {
+        self.write(move |c| Ok(exec(c, q::PASSWORD_ATTEMPT, &[&max_failures, &lock_until, &account_id, &user_id, &now])? == 1)).await
+    }
+    async fn password_reset(&self, account_id: i64, user_id: i64) -> StoreResult<()> {
+        self.write(move |c| exec(c, q::PASSWORD_RESET, &[&account_id, &user_id]).map(|_| ())).await
+    }
+    async fn user_keys_page(&self, after_id: i64, limit: i64) -> StoreResult<Vec<UserKeyRow>> {
+        self.read_long(move |c| {
+            all(c, q::USER_KEYS_PAGE, &[&after_id, &limit], |r| {
+                Ok(UserKeyRow { id: r.get(0)?, account_id: r.get(1)?, username: r.get(2)?, username_key: r.get(3)? })
+            })
+        })
+        .await
+    }
+    async fn set_username_key(&self, account_id: i64, user_id: i64, username_key: &str) -> StoreResult<bool> {
+        let key = username_key.to_string();
+        self.write(move |c| Ok(exec(c, q::SET_USERNAME_KEY, &[&key, &account_id, &user_id])? == 1)).await
+    }
 }
 
 #[async_trait::async_trait]

@@ -606,3 +606,53 @@ async fn radius_clients_and_challenges(s: Arc<dyn Store>) {
     assert!(s.consume_radius_challenge(aid, b"state-3", "alice", 200).await.expect("q").is_some());
 }
 conformance!(radius_clients_and_challenges);
+async fn password_attempts_are_reserved_once_each(s: Arc<dyn Store>) {
+    let (aid, uid) = setup(&s).await;
+    // 40 concurrent reservations with max 10: exactly 10 go ahead, and the user is locked until 1000
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move { s.password_attempt(aid, uid, 100, 10, 1000).await.expect("attempt") }));
+    }
+    let mut allowed = 0;
+    for t in tasks {
+        allowed += usize::from(t.await.expect("join"));
+    }
+    assert_eq!(allowed, 10);
+    assert!(!s.password_attempt(aid, uid, 999, 10, 2000).await.expect("attempt"), "locked until 1000");
+    // the lockout runs out: one more attempt goes ahead (and locks again)
+    assert!(s.password_attempt(aid, uid, 1000, 10, 3000).await.expect("attempt"));
+    assert!(!s.password_attempt(aid, uid, 1001, 10, 3000).await.expect("attempt"));
+    // a right password resets
+    s.password_reset(aid, uid).await.expect("reset");
+    for _ in 0..9 {
+        assert!(s.password_attempt(aid, uid, 1002, 10, 4000).await.expect("attempt"));
+    }
+    // another account's id or an unknown user: nothing goes ahead
+    assert!(!s.password_attempt(aid + 1, uid, 1002, 10, 4000).await.expect("attempt"));
+    assert!(!s.password_attempt(aid, -1, 1002, 10, 4000).await.expect("attempt"));
+    // password failures are not the device's
+    let did = s.create_device(&device(aid, Some(uid), "PW-1")).await.expect("device");
+    assert_eq!(s.device_by_id(aid, did).await.expect("read").expect("device").fail_count, 0);
+}
+conformance!(password_attempts_are_reserved_once_each);
+
+async fn username_keys_page_and_set(s: Arc<dyn Store>) {
+    let (aid, uid) = setup(&s).await;
+    let u2 = UserRow { account_id: aid, username: "Bob".into(), created_at: 1, ..Default::default() };
+    let bob = s.create_user(&u2, "bob").await.expect("user");
+    let page = s.user_keys_page(0, 10).await.expect("page");
+    assert_eq!(
+        page.iter().map(|r| (r.id, r.account_id, r.username.as_str(), r.username_key.as_str())).collect::<Vec<_>>(),
+        vec![(uid, aid, "Alice", "alice"), (bob, aid, "Bob", "bob")]
+    );
+    assert_eq!(s.user_keys_page(uid, 10).await.expect("page").len(), 1);
+    assert!(s.user_keys_page(bob, 10).await.expect("page").is_empty());
+    assert_eq!(s.user_keys_page(0, 1).await.expect("page").len(), 1);
+    assert!(matches!(s.set_username_key(aid, bob, "alice").await, Err(StoreError::Conflict)));
+    assert!(s.set_username_key(aid, bob, "robert").await.expect("set"));
+    assert!(!s.set_username_key(aid + 1, bob, "x").await.expect("set"));
+    assert_eq!(s.user_by_key(aid, "robert").await.expect("read").map(|u| u.id), Some(bob));
+    assert!(s.user_by_key(aid, "bob").await.expect("read").is_none());
+}
+conformance!(username_keys_page_and_set);

@@ -65,17 +65,29 @@ pub async fn create(store: &dyn Store, name: &str, now: i64) -> Result<IssuedKey
     }
 }
 
+/// Waits until every node's cached copy of an account read before a change has expired (see
+/// [`super::ACCOUNT_CACHE_MS`]): called after the change is committed, so that when an operator
+/// command returns, the change holds for the very next request on every node.
+pub async fn wait_for_caches() {
+    let ms = super::ACCOUNT_CACHE_MS + super::REVOCATION_MARGIN_MS;
+    tokio::time::sleep(std::time::Duration::from_millis(ms.unsigned_abs())).await;
+}
+
+/// Gives the account a new key; the old one is refused by every node once this returns.
 pub async fn rotate_key(store: &dyn Store, name: &str) -> Result<IssuedKey, AccountError> {
     let key = crypto::random_token();
     if store.set_account_key(name, &crypto::secret_hash(&key)).await? {
+        wait_for_caches().await;
         Ok(IssuedKey { account: name.to_string(), key })
     } else {
         Err(AccountError::NotFound(name.to_string()))
     }
 }
 
+/// Enables or disables the account; every node answers accordingly once this returns.
 pub async fn set_enabled(store: &dyn Store, name: &str, enabled: bool) -> Result<(), AccountError> {
     if store.set_account_enabled(name, enabled).await? {
+        wait_for_caches().await;
         Ok(())
     } else {
         Err(AccountError::NotFound(name.to_string()))

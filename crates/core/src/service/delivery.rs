@@ -387,6 +387,8 @@ fn compose(svc: &Service, channel: Channel, kind: MessageKind, vars: &MessageVar
 }
 
 async fn send_oath_otp(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
+    // The user first: an unknown user is 9001 whatever else the request holds.
+    let user = load_user(svc, caller, p).await?;
     let method = p.opt_str("deliveryMethod")?;
     let channel = method.as_deref().and_then(Channel::from_delivery_method).ok_or_else(|| {
         ApiError::new(
@@ -397,7 +399,6 @@ async fn send_oath_otp(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
             },
         )
     })?;
-    let user = load_user(svc, caller, p).await?;
     if user.status != 0 {
         return Err(user_disabled(&user));
     }

@@ -14,6 +14,7 @@ pub mod radius;
 pub mod sent;
 pub mod sessions;
 pub mod u2f;
+pub mod usernames;
 pub mod users;
 pub mod webauthn;
 
@@ -27,8 +28,15 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// How long an account read from the database is reused for authentication (milliseconds).
+/// How long an account read from the database is reused for authentication (milliseconds),
+/// measured from before the read on this process's monotonic clock. An operator command that
+/// changes an account (`account disable`, `account rotate-key`, ...) returns only once this time
+/// (plus [`REVOCATION_MARGIN_MS`]) has passed since its commit ([`accounts::wait_for_caches`]): by
+/// then every node's cached copy from before the change has expired, so the change holds for the
+/// very next request on every node, with no database read per request.
 pub const ACCOUNT_CACHE_MS: i64 = 1000;
+/// Added to [`ACCOUNT_CACHE_MS`] by the operator command's wait (clock rate differences, scheduling).
+pub const REVOCATION_MARGIN_MS: i64 = 100;
 
 /// Wall-clock time, injectable for tests.
 pub trait Clock: Send + Sync {
@@ -110,9 +118,9 @@ pub struct Service {
     /// argon2id hash of a random password, verified against when the user is unknown.
     pub(crate) dummy_password_hash: String,
     /// Accounts read in the last [`ACCOUNT_CACHE_MS`] (by name), so that most requests authenticate
-    /// without a database read. A rotated key or a disabled account takes effect within that time on
-    /// every node.
-    account_cache: std::sync::Mutex<std::collections::HashMap<String, (Arc<AccountRow>, i64)>>,
+    /// without a database read. The operator commands that change an account wait that long before
+    /// they return, so a rotated key or a disabled account holds for the next request on every node.
+    account_cache: std::sync::Mutex<std::collections::HashMap<String, (Arc<AccountRow>, Instant)>>,
     /// Makes the first delivery attempt of a queued message (None: the outbox worker alone sends).
     pub dispatcher: Option<Arc<dyn delivery::Dispatcher>>,
 }
@@ -165,10 +173,13 @@ impl Service {
     }
 
     async fn account_by_name_cached(&self, name: &str) -> Result<Option<Arc<AccountRow>>, ApiError> {
-        let now = self.clock.now_ms();
+        // Monotonic time, taken before the read: an entry never outlives the read's snapshot by more
+        // than ACCOUNT_CACHE_MS, whatever the wall clock does.
+        let before_read = Instant::now();
+        let max_age = std::time::Duration::from_millis(ACCOUNT_CACHE_MS.unsigned_abs());
         if let Ok(cache) = self.account_cache.lock() {
             if let Some((row, at)) = cache.get(name) {
-                if (0..ACCOUNT_CACHE_MS).contains(&(now - at)) {
+                if before_read.saturating_duration_since(*at) < max_age {
                     return Ok(Some(row.clone()));
                 }
             }
@@ -178,7 +189,7 @@ impl Service {
             if cache.len() >= 10_000 {
                 cache.clear();
             }
-            cache.insert(name.to_string(), (row.clone(), now));
+            cache.insert(name.to_string(), (row.clone(), before_read));
         }
         Ok(account)
     }

@@ -370,9 +370,9 @@ fn read_device_spec(p: &Params) -> Result<DeviceSpec, ApiError> {
     if digits != 6 && digits != 8 {
         return Err(ApiError::invalid("OtpLength", "must be 6 or 8"));
     }
-    // 0 is what many clients send for "not set".
-    let window_size = p.opt_i64_in("windowSize", 0, WINDOW_SIZE_MAX)?.filter(|w| *w > 0);
-    let time_drift = p.opt_i64_in("timeDrift", 0, TIME_DRIFT_MAX)?.filter(|d| *d > 0);
+    // The documented ranges, 0 included in what is refused (omit the field for the default).
+    let window_size = p.opt_i64_in("windowSize", 1, WINDOW_SIZE_MAX)?;
+    let time_drift = p.opt_i64_in("timeDrift", 1, TIME_DRIFT_MAX)?;
     let algorithm = match p.opt_str("algorithm")? {
         None => Algorithm::Sha1,
         Some(a) => Algorithm::parse(a.trim()).ok_or_else(|| ApiError::invalid("algorithm", "must be SHA1, SHA256 or SHA512"))?,
@@ -406,7 +406,7 @@ async fn load_device_by_psn(svc: &Service, caller: &Caller, psn: &str) -> Result
     svc.store.device_by_psn(caller.account_id(), psn).await?.ok_or_else(|| ApiError::device_not_found(psn))
 }
 
-/// The request's optional `username`, loaded (9106 if given but unknown).
+/// The request's optional `username`, loaded (9001 if given but unknown).
 async fn optional_user(svc: &Service, caller: &Caller, p: &Params) -> Result<Option<UserRow>, ApiError> {
     if p.opt_str("username")?.is_none() {
         return Ok(None);
@@ -636,21 +636,27 @@ async fn resync(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
             format!("Synchronization failed [{}]: the passcodes are not two consecutive codes of the device", display_name(&d.psn)),
         )
     };
-    let (matched, drift) = if d.otp_type == OTP_TOTP {
+    // A pair that matches nothing counts toward the device's lockout like a failed validation
+    // (a lockout does not stop a resync: a successful one is what lifts it).
+    let found = if d.otp_type == OTP_TOTP {
         let step = u64::try_from(d.time_step.max(1)).unwrap_or(30);
         let current = totp_step(u64::try_from(svc.now()).unwrap_or(0), step, 0);
         let reach = u64::try_from(svc.settings.otp.resync_totp_seconds.max(0)).unwrap_or(0) / step;
         // Only unused steps: a pair seen before (behind the stored counter) cannot resync.
         let from = current.saturating_sub(reach).max(counter);
         let to = current.saturating_add(reach);
-        let m = find_pair(&seed, alg, digits, &otp1, &otp2, from, to).ok_or_else(failed)?;
-        let m = i64::try_from(m).map_err(|_| failed())?;
-        let current = i64::try_from(current).map_err(|_| failed())?;
-        (m, m + 1 - current)
+        find_pair(&seed, alg, digits, &otp1, &otp2, from, to)
+            .and_then(|m| Some((i64::try_from(m).ok()?, i64::try_from(current).ok()?)))
+            .map(|(m, current)| (m, m + 1 - current))
     } else {
         let reach = u64::try_from(svc.settings.otp.resync_hotp_window.max(0)).unwrap_or(0);
-        let m = find_pair(&seed, alg, digits, &otp1, &otp2, counter, counter.saturating_add(reach)).ok_or_else(failed)?;
-        (i64::try_from(m).map_err(|_| failed())?, d.drift)
+        find_pair(&seed, alg, digits, &otp1, &otp2, counter, counter.saturating_add(reach))
+            .and_then(|m| i64::try_from(m).ok())
+            .map(|m| (m, d.drift))
+    };
+    let Some((matched, drift)) = found else {
+        svc.store.otp_fail(d.id, svc.settings.otp.max_failures, svc.now() + svc.settings.otp.lockout_seconds).await?;
+        return Err(failed());
     };
     // Conditional on the counter not having passed otp1 meanwhile: a pair resyncs once, and never
     // moves the counter back over codes another request accepted since we read it.

@@ -1,6 +1,6 @@
 //! Session tokens (decisions §9): 256-bit random, stored only as a SHA-256 hash, valid on every node.
 
-use super::users::{check_password, load_user, read_username, username_key};
+use super::users::{read_username, username_key, verify_password};
 use super::{Caller, OpResult, Service};
 use crate::catalog::{f, Group, Kind::*, OpSpec};
 use crate::crypto;
@@ -66,19 +66,16 @@ pub fn rfc3339(unix: i64) -> String {
 }
 
 async fn create(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
-    let user = load_user(svc, caller, p).await?;
+    let username = read_username(p)?;
+    let user = svc.store.user_by_key(caller.account_id(), &username_key(&username)).await?;
+    // With a password, an unknown user costs (and answers) the same as a wrong password.
+    if let Some(pw) = p.opt_str("pw")? {
+        verify_password(svc, caller, user.as_ref(), &username, pw).await?;
+    }
+    let user = user.ok_or_else(|| ApiError::user_login(&username))?;
     let max = svc.settings.session.max_minutes;
     let minutes = p.opt_i64_in("sessionTokenDurationMinutes", 1, max)?.unwrap_or(svc.settings.session.default_minutes);
     let token_type = p.opt_i64_in("sessionTokenType", 0, 1)?.unwrap_or(0);
-    if let Some(pw) = p.opt_str("pw")? {
-        let ok = match user.password_hash.clone() {
-            Some(stored) => check_password(pw, stored).await,
-            None => false,
-        };
-        if !ok {
-            return Err(ApiError::user_login(&user.username));
-        }
-    }
     if user.status != 0 {
         return Err(ApiError::new(code::USER_DISABLED, format!("User disabled [{}]", crate::error::display_name(&user.username))));
     }

@@ -62,10 +62,10 @@ async fn ops_routes(b: Backend) {
     let r = app.client.get(format!("{}/readyz", app.base)).send().await.expect("readyz");
     assert_eq!(r.status(), 200);
     assert_code(&app.call("add_user", json!({"username": "m"})).await, 0);
-    assert_code(&app.call("find_user", json!({"username": "zz"})).await, 9106);
+    assert_code(&app.call("find_user", json!({"username": "zz"})).await, 9001);
     let m = app.client.get(format!("{}/metrics", app.base)).send().await.expect("metrics").text().await.expect("text");
     assert!(m.contains(r#"tessera_requests_total{front="json",type="add_user",code="0"} 1"#), "{m}");
-    assert!(m.contains(r#"type="find_user",code="9106"} 1"#), "{m}");
+    assert!(m.contains(r#"type="find_user",code="9001"} 1"#), "{m}");
     assert!(m.contains("tessera_request_duration_seconds_bucket"), "{m}");
     let doc: Value = app.client.get(format!("{}/openapi.json", app.base)).send().await.expect("openapi").json().await.expect("json");
     assert_eq!(doc["openapi"], "3.1.0");

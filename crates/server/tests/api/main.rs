@@ -7,6 +7,7 @@ mod envelope;
 mod lifecycle;
 mod multinode;
 mod oath;
+mod rules;
 mod sessions;
 mod soap;
 mod u2f;

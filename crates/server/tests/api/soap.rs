@@ -173,7 +173,7 @@ async fn recorded_wcf_envelopes_get_stable_replies(b: Backend) {
         r,
         wcf_reply(
             "FindUser",
-            &format!("{NIL_USER}<a:ErrorCode>9106</a:ErrorCode><a:ErrorMsg>User not found [nobody]</a:ErrorMsg>{NIL_USER_TAIL}")
+            &format!("{NIL_USER}<a:ErrorCode>9001</a:ErrorCode><a:ErrorMsg>User login failure [nobody]</a:ErrorMsg>{NIL_USER_TAIL}")
         )
     );
 
@@ -276,7 +276,7 @@ async fn recorded_wcf_envelopes_get_stable_replies(b: Backend) {
     assert_eq!(j["userStatus"], 1);
     let r = call(&app, "DeleteUser", &[("authServerPartnerUserLoginName", "Mandy"), ("removeRelated", "false")]).await;
     assert_eq!(r, wcf_reply("DeleteUser", "<a:ErrorCode>0</a:ErrorCode><a:ErrorMsg>OK</a:ErrorMsg>"));
-    assert_code(&app.call("find_user", json!({"username": "Mandy"})).await, 9106);
+    assert_code(&app.call("find_user", json!({"username": "Mandy"})).await, 9001);
 }
 api_test!(recorded_wcf_envelopes_get_stable_replies);
 
@@ -315,7 +315,7 @@ async fn soap_and_json_are_one_implementation(b: Backend) {
     assert_eq!(member(&r, "Email"), None, "no data before the account is authenticated: {r}");
     // deleted over JSON, gone over SOAP
     assert_code(&app.call("delete_user", json!({"username": "jill"})).await, 0);
-    assert_eq!(error_code(&call(&app, "FindUser", &[("authServerPartnerUserLoginName", "jill")]).await), 9106);
+    assert_eq!(error_code(&call(&app, "FindUser", &[("authServerPartnerUserLoginName", "jill")]).await), 9001);
     // SOAP requests are counted and audited like JSON ones
     let m = app.client.get(format!("{}/metrics", app.base)).send().await.expect("metrics").text().await.expect("text");
     assert!(
@@ -386,7 +386,7 @@ async fn bad_input_gets_a_fault_never_a_hang() {
     for action in [Some(format!("\"{ACTION}FindUser\"")), Some(format!("{ACTION}FindUser")), Some("\"\"".into()), Some(String::new()), None]
     {
         let (s, r) = post(&app, action.as_deref(), find.clone()).await;
-        assert_eq!((s, error_code(&r)), (200, 9106), "{action:?}: {r}");
+        assert_eq!((s, error_code(&r)), (200, 9001), "{action:?}: {r}");
     }
 
     // unknown operation, wrong namespace, SOAP 1.2, no Body, empty Body, mustUnderstand header

@@ -333,7 +333,7 @@ async fn enrollment_is_checked(b: Backend) {
         .await;
     assert_code(&r, 9103);
     assert_code(&enroll_call(&app, "alice", &reg, &cd, "no-such-session").await, 9110);
-    assert_code(&enroll_call(&app, "ghost", &reg, &cd, &session).await, 9106);
+    assert_code(&enroll_call(&app, "ghost", &reg, &cd, &session).await, 9001);
     assert_code(&enroll_call(&app, "alice", &reg, &cd, &session).await, 0);
     assert_code(&enroll_call(&app, "alice", &reg, &cd, &session).await, 9110);
 
@@ -387,7 +387,7 @@ async fn enrollment_is_checked(b: Backend) {
 
     // pre_enroll needs an appId and a known user
     assert_code(&app.call("pre_enroll", json!({"username": "alice"})).await, 9102);
-    assert_code(&app.call("pre_enroll", json!({"username": "ghost", "appId": APP_ID})).await, 9106);
+    assert_code(&app.call("pre_enroll", json!({"username": "ghost", "appId": APP_ID})).await, 9001);
 }
 api_test!(enrollment_is_checked);
 
@@ -608,8 +608,8 @@ async fn device_records(b: Backend) {
     assert_eq!(f["firstName"], "Carol");
     assert_eq!(f["Devices"].as_array().map(Vec::len), Some(2));
     assert_code(&app.call("add_u2f_account", json!({"username": "CAROL"})).await, 9105);
-    assert_code(&app.call("add_u2f_account", json!({"username": "nobody", "addDeviceOnly": true})).await, 9106);
-    assert_code(&app.call("add_u2f_device", json!({"username": "nobody"})).await, 9106);
+    assert_code(&app.call("add_u2f_account", json!({"username": "nobody", "addDeviceOnly": true})).await, 9001);
+    assert_code(&app.call("add_u2f_device", json!({"username": "nobody"})).await, 9001);
     assert_code(&app.call("add_u2f_device", json!({"username": "carol", "notificationMethod": 7})).await, 9103);
 
     // pre_enroll with psn binds to that record
@@ -685,7 +685,7 @@ async fn deleting_keys(b: Backend) {
     );
     assert_code(&app.call("delete_key", json!({"username": "alice", "securityKeyName": k2.handle_b64()})).await, 0);
     assert_code(&app.call("pre_sign", json!({"username": "alice", "appId": APP_ID})).await, 9114);
-    assert_code(&app.call("delete_key", json!({"username": "ghost", "securityKeyName": "x", "securityKeyType": 1})).await, 9106);
+    assert_code(&app.call("delete_key", json!({"username": "ghost", "securityKeyName": "x", "securityKeyType": 1})).await, 9001);
 
     // delete_all_keys: one appId, then everything (key-less records too)
     assert_code(&app.call("add_u2f_device", json!({"username": "alice"})).await, 0);

@@ -28,10 +28,10 @@ async fn add_find_update_delete(b: Backend) {
     assert_eq!(f["firstName"], "Mandy");
     assert_eq!(f["email"], "mandy@example.com");
     assert_eq!(f["userStatus"], 1);
-    assert_code(&app.call("update_user", json!({"username": "nobody", "lastName": "x"})).await, 9106);
+    assert_code(&app.call("update_user", json!({"username": "nobody", "lastName": "x"})).await, 9001);
     assert_code(&app.call("delete_user", json!({"username": "Mandy", "removeRelated": "false"})).await, 0);
-    assert_code(&app.call("find_user", json!({"username": "Mandy"})).await, 9106);
-    assert_code(&app.call("delete_user", json!({"username": "Mandy"})).await, 9106);
+    assert_code(&app.call("find_user", json!({"username": "Mandy"})).await, 9001);
+    assert_code(&app.call("delete_user", json!({"username": "Mandy"})).await, 9001);
 }
 api_test!(add_find_update_delete);
 
@@ -119,10 +119,10 @@ async fn accounts_are_isolated(b: Backend) {
     let (other, other_key) = app.other_account("other").await;
     assert_code(&app.call("add_user", json!({"username": "alice", "pw": "pw-a", "email": "alice@x"})).await, 0);
     // the other account sees nothing of alice
-    assert_code(&app.call_as(&other, &other_key, "find_user", json!({"username": "alice"})).await, 9106);
+    assert_code(&app.call_as(&other, &other_key, "find_user", json!({"username": "alice"})).await, 9001);
     assert_code(&app.call_as(&other, &other_key, "validate_user", json!({"username": "alice", "pw": "pw-a"})).await, 9001);
-    assert_code(&app.call_as(&other, &other_key, "delete_user", json!({"username": "alice"})).await, 9106);
-    assert_code(&app.call_as(&other, &other_key, "update_user", json!({"username": "alice", "pw": "x"})).await, 9106);
+    assert_code(&app.call_as(&other, &other_key, "delete_user", json!({"username": "alice"})).await, 9001);
+    assert_code(&app.call_as(&other, &other_key, "update_user", json!({"username": "alice", "pw": "x"})).await, 9001);
     let list = app.call_as(&other, &other_key, "find_users", json!({"queryFilter": "%"})).await;
     assert_eq!(list["Users"], json!([]));
     // the same username may exist in both accounts
