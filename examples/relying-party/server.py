@@ -48,7 +48,7 @@ def pick(body: dict, *names: str) -> dict:
 
 def register_begin(body: dict) -> dict:
     username = body.get("username", "")
-    if tessera("find_user", username=username).get("errorCode") == 9106:  # unknown user: create it
+    if tessera("find_user", username=username).get("errorCode") == 9001:  # unknown user: create it
         tessera("add_user", username=username)
     return tessera("webauthn_pre_enroll", username=username, rpId=RP_ID, rpName=RP_NAME,
                    **pick(body, "residentKey", "userVerification", "attestation", "authenticatorAttachment"))

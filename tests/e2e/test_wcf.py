@@ -224,9 +224,9 @@ def check_sequence(server, result: Run, devices: dict) -> None:
     assert enrolled["ErrorCode"] == 0 and enrolled["ErrorMsg"] == "OK" and enrolled["Psn"] and enrolled["DeviceId"], enrolled
     assert result.reply("DeleteUser") == ok
     deleted = result.reply("FindUser", 2)
-    assert deleted["ErrorCode"] == 9106 and deleted["ErrorMsg"] == "User not found [wanda]", deleted
+    assert deleted["ErrorCode"] == 9001 and deleted["ErrorMsg"] == "User login failure [wanda]", deleted
     # and the other front door agrees
-    assert server.call("find_user", username="wanda")["errorCode"] == 9106
+    assert server.call("find_user", username="wanda")["errorCode"] == 9001
     assert len(result.checks) >= 20, result.checks
 
 
@@ -258,9 +258,9 @@ def test_generated_proxy_with_a_configured_data_contract_namespace(start_server,
     assert probe.reply("FindUser") == {
         "Devices": None, "Email": None, "ErrorCode": 0, "ErrorMsg": None, "FirstName": None, "LastName": None,
         "Mobile": None, "UserStatus": 0, "Username": None}
-    # while with its own namespace (env this time) the same probe reads the real answer, 9106
+    # while with its own namespace (env this time) the same probe reads the real answer, 9001
     moved = start_server("sqlite", env={"TESSERA_SOAP__DATA_CONTRACT_NAMESPACE": ACME_NS})
     probe = run_client(exe, moved, "probe")
     assert probe.unread == []
     reply = probe.reply("FindUser")
-    assert reply["ErrorCode"] == 9106 and reply["ErrorMsg"].startswith("User not found ["), reply
+    assert reply["ErrorCode"] == 9001 and reply["ErrorMsg"].startswith("User login failure ["), reply

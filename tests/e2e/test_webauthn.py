@@ -325,7 +325,7 @@ def test_bad_requests(rp):
     assert rp.call("webauthn_pre_enroll", username="alice")["errorCode"] == 9102
     assert rp.call("webauthn_pre_enroll", username="alice", rpId="https://rp.example.com")["errorCode"] == 9103
     assert rp.call("webauthn_pre_enroll", username="alice", rpId=RP_ID, residentKey="always")["errorCode"] == 9103
-    assert rp.call("webauthn_pre_enroll", username="nobody", rpId=RP_ID)["errorCode"] == 9106
+    assert rp.call("webauthn_pre_enroll", username="nobody", rpId=RP_ID)["errorCode"] == 9001
     assert rp.call("webauthn_enroll", sessionId="x")["errorCode"] == 9102
     assert rp.call("webauthn_enroll", sessionId="x", credential=17)["errorCode"] == 9120
     assert rp.call("webauthn_enroll", sessionId="x", credential={"id": "AA"})["errorCode"] == 9120

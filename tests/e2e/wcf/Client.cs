@@ -127,7 +127,7 @@ public static class WcfClient
 
         Ok("DeleteUser", c.DeleteUser(account, key, User, true));
         var deleted = Show("FindUser", c.FindUser(account, key, User));
-        Check(deleted.ErrorCode == 9106 && deleted.Email == null, "a deleted user is 9106");
+        Check(deleted.ErrorCode == 9001 && deleted.Email == null, "a deleted user is 9001");
     }
 
     static T Show<T>(string method, T reply)

@@ -753,7 +753,7 @@ async fn data_contract_namespace_is_configurable(b: Backend) {
         r,
         wcf_reply(
             "FindUser",
-            &format!("{NIL_USER}<a:ErrorCode>9106</a:ErrorCode><a:ErrorMsg>User not found [nobody]</a:ErrorMsg>{NIL_USER_TAIL}")
+            &format!("{NIL_USER}<a:ErrorCode>9001</a:ErrorCode><a:ErrorMsg>User login failure [nobody]</a:ErrorMsg>{NIL_USER_TAIL}")
         )
         .replace(DC, ACME)
     );
