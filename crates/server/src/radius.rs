@@ -179,7 +179,9 @@ pub async fn serve(socket: UdpSocket, state: Arc<AppState>) {
         drops: DropLog::new(),
     });
     front.reload_clients().await;
-    let refresher = tokio::spawn(refresh_loop(front.clone(), Duration::from_millis(settings.client_refresh_ms.clamp(100, 60_000))));
+    // Aborted with this task: it holds the service (and with it the audit sink, whose writer must end on shutdown).
+    let refresher =
+        AbortOnDrop(tokio::spawn(refresh_loop(front.clone(), Duration::from_millis(settings.client_refresh_ms.clamp(100, 60_000)))));
     let mut buf = vec![0u8; wire::MAX_PACKET + 1];
     loop {
         let (n, peer) = match front.socket.recv_from(&mut buf).await {
@@ -191,9 +193,18 @@ pub async fn serve(socket: UdpSocket, state: Arc<AppState>) {
             }
         };
         front.datagram(&buf[..n], peer);
-        if refresher.is_finished() {
+        if refresher.0.is_finished() {
             break;
         }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
