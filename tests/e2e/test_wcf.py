@@ -37,10 +37,9 @@ def tool(name: str) -> str:
 
 
 def client_env() -> dict[str, str]:
-    """Mono's environment: loopback only, never through a proxy from the environment; no telemetry or first-run work."""
+    """Mono's environment: loopback only, never through a proxy from the environment."""
     env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
     env["no_proxy"] = "127.0.0.1,localhost"
-    env["MONO_ENV_OPTIONS"] = ""
     return env
 
 
