@@ -130,10 +130,13 @@ pub(crate) const PURGE_EXPIRED: [&str; 4] = [
 // audit
 pub(crate) const LIST_AUDIT_OF: &str = concat!("SELECT ", audit_cols!(), " FROM audit WHERE account_id = $1 ORDER BY id DESC LIMIT $2");
 pub(crate) const LIST_AUDIT_ALL: &str = concat!("SELECT ", audit_cols!(), " FROM audit ORDER BY id DESC LIMIT $1");
-/// A chained row (SQLite: the id is assigned by the insert).
-pub(crate) const INSERT_AUDIT_CHAINED: &str = "INSERT INTO audit (at_ms, account_id, account_name, op, username, psn, code, source, duration_us, req_count, seq, prev_id, hash) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
-/// Head of the multi-row insert of chained rows with their ids (PostgreSQL: ids drawn beforehand).
+/// SQLite: the next id of a chained row. SQLite would reuse the ids of deleted rows (a table
+/// without AUTOINCREMENT takes max(id) + 1), and a chain's ids must keep growing after a prune, so
+/// the ids chained rows get never fall back below the highest head.
+pub(crate) const SQLITE_NEXT_AUDIT_ID: &str =
+    "SELECT MAX(COALESCE((SELECT MAX(id) FROM audit), 0), COALESCE((SELECT MAX(head_id) FROM audit_chain), 0)) + 1";
+/// Head of the insert of chained rows with their ids (PostgreSQL: ids drawn beforehand; SQLite:
+/// [`SQLITE_NEXT_AUDIT_ID`]).
 pub(crate) const INSERT_AUDIT_WITH_ID_HEAD: &str =
     "INSERT INTO audit (id, at_ms, account_id, account_name, op, username, psn, code, source, duration_us, req_count, seq, prev_id, hash) VALUES ";
 /// Columns per row in [`INSERT_AUDIT_WITH_ID_HEAD`].
