@@ -3,6 +3,7 @@
 //! limit, permanent refusals, and a provider that is down, failing or slow.
 
 use crate::helpers::{assert_code, spawn_app_with, Backend, TestApp};
+use tessera_core::service::Clock;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
