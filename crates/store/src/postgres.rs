@@ -151,11 +151,8 @@ async fn prune_chain(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, account_id:
     let Some(point) = point else {
         return Ok(0);
     };
-    let (id, seq, hash): (i64, i64, Vec<u8>) = (
-        point.try_get("id").map_err(map_err)?,
-        point.try_get("seq").map_err(map_err)?,
-        point.try_get("hash").map_err(map_err)?,
-    );
+    let (id, seq, hash): (i64, i64, Vec<u8>) =
+        (point.try_get("id").map_err(map_err)?, point.try_get("seq").map_err(map_err)?, point.try_get("hash").map_err(map_err)?);
     let n = sqlx::query(q::PRUNE_CHAIN_ROWS).bind(account_id).bind(id).execute(&mut **tx).await.map_err(map_err)?.rows_affected();
     sqlx::query(q::SET_CHAIN_ANCHOR).bind(id).bind(seq).bind(hash).bind(account_id).execute(&mut **tx).await.map_err(map_err)?;
     Ok(n)

@@ -142,13 +142,16 @@ pub(crate) const INSERT_AUDIT_WITH_ID_HEAD: &str =
 /// Columns per row in [`INSERT_AUDIT_WITH_ID_HEAD`].
 pub(crate) const AUDIT_WITH_ID_PARAMS: usize = 14;
 /// PostgreSQL: `$1` ids of the audit table, in order, drawn while the chains' heads are held.
-pub(crate) const NEXT_AUDIT_IDS: &str = "SELECT nextval(pg_get_serial_sequence('audit', 'id')) AS id FROM generate_series(1, $1) ORDER BY 1";
+pub(crate) const NEXT_AUDIT_IDS: &str =
+    "SELECT nextval(pg_get_serial_sequence('audit', 'id')) AS id FROM generate_series(1, $1) ORDER BY 1";
 /// An aggregate row of unauthenticated requests: added to the row of its source and minute.
-pub(crate) const UPSERT_AUDIT_UNAUTH: &str = "INSERT INTO audit (at_ms, account_id, account_name, op, username, psn, code, source, duration_us, req_count, bucket) \
+pub(crate) const UPSERT_AUDIT_UNAUTH: &str =
+    "INSERT INTO audit (at_ms, account_id, account_name, op, username, psn, code, source, duration_us, req_count, bucket) \
      VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (source, bucket) WHERE bucket IS NOT NULL \
      DO UPDATE SET req_count = audit.req_count + excluded.req_count, duration_us = audit.duration_us + excluded.duration_us";
 /// Creates a chain's head row if it has none yet (bound to account id and the genesis hash).
-pub(crate) const ENSURE_CHAIN: &str = "INSERT INTO audit_chain (account_id, head_id, head_seq, head_hash, anchor_id, anchor_seq, anchor_hash) \
+pub(crate) const ENSURE_CHAIN: &str =
+    "INSERT INTO audit_chain (account_id, head_id, head_seq, head_hash, anchor_id, anchor_seq, anchor_hash) \
      VALUES ($1, 0, 0, $2, 0, 0, $2) ON CONFLICT (account_id) DO NOTHING";
 pub(crate) const CHAIN_HEAD: &str = concat!("SELECT ", chain_cols!(), " FROM audit_chain WHERE account_id = $1");
 pub(crate) const CHAIN_HEAD_FOR_UPDATE: &str = concat!("SELECT ", chain_cols!(), " FROM audit_chain WHERE account_id = $1 FOR UPDATE");

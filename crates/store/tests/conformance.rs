@@ -329,7 +329,13 @@ conformance!(delete_user_cascades);
 /// The audit trail is append-only: deleting a user, even with `remove_related`, keeps their history.
 async fn delete_user_keeps_audit_history(s: Arc<dyn Store>) {
     let (aid, uid) = setup(&s).await;
-    let row = AuditRow { account_id: Some(aid), account_name: "acct".into(), op: "validate_user".into(), username: "Alice".into(), ..Default::default() };
+    let row = AuditRow {
+        account_id: Some(aid),
+        account_name: "acct".into(),
+        op: "validate_user".into(),
+        username: "Alice".into(),
+        ..Default::default()
+    };
     s.append_audit(&[row.clone(), row], &key()).await.expect("audit");
     assert!(s.delete_user(aid, uid, "alice", true).await.expect("delete"));
     let rows = s.list_audit(Some(aid), 10).await.expect("list");
@@ -435,7 +441,8 @@ async fn audit_chain_detects_tampering(db: Db) {
 
     // Removed: in the middle, and the last row (then put back).
     for victim in [ids[4], ids[7]] {
-        raw_sql(&db.url, &format!("CREATE TABLE kept AS SELECT * FROM audit WHERE id = {victim}; DELETE FROM audit WHERE id = {victim}")).await;
+        raw_sql(&db.url, &format!("CREATE TABLE kept AS SELECT * FROM audit WHERE id = {victim}; DELETE FROM audit WHERE id = {victim}"))
+            .await;
         assert_eq!(verify_of(&s, aid).await.map(|b| b.id()), Some(victim), "removed row {victim}");
         raw_sql(&db.url, "INSERT INTO audit SELECT * FROM kept; DROP TABLE kept").await;
         assert_eq!(verify_of(&s, aid).await, None);

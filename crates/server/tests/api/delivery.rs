@@ -3,7 +3,6 @@
 //! limit, permanent refusals, and a provider that is down, failing or slow.
 
 use crate::helpers::{assert_code, spawn_app_with, Backend, TestApp};
-use tessera_core::service::Clock;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -11,6 +10,7 @@ use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tessera_core::service::Clock;
 use tokio::net::TcpListener;
 
 /// How the fake provider answers.

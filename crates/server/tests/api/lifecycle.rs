@@ -1,8 +1,8 @@
 //! Start-up, restart, audit trail, ops routes, secrets at rest.
 
 use crate::helpers::{assert_code, spawn_app, Backend};
-use tessera_core::service::Clock;
 use serde_json::{json, Value};
+use tessera_core::service::Clock;
 
 async fn data_survives_a_restart(b: Backend) {
     let app = spawn_app(b).await;
