@@ -44,8 +44,7 @@ async fn welcome_messages_are_queued_and_sent() {
     );
     let clock = Arc::new(SystemClock);
     let dispatcher = Arc::new(OutboxDispatcher::new(store.clone(), providers, clock.clone()));
-    let svc = Service::new(store.clone(), Arc::new(Settings::default()), key, clock, AuditSink::disabled())
-        .with_dispatcher(dispatcher);
+    let svc = Service::new(store.clone(), Arc::new(Settings::default()), key, clock, AuditSink::disabled()).with_dispatcher(dispatcher);
     let caller = Caller { account: Arc::new(account) };
     let mut user = UserRow {
         account_id: caller.account.id,

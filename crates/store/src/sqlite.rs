@@ -525,9 +525,9 @@ fn append_chain(c: &Connection, key: &ChainKey, account_id: i64, rows: &[&AuditR
     let genesis = tessera_core::audit_chain::GENESIS.to_vec();
     exec(c, q::ENSURE_CHAIN, &[&account_id, &genesis])?;
     let mut head = one(c, q::CHAIN_HEAD, &[&account_id], chain_from)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-    let mut id = returning_i64(c, q::SQLITE_NEXT_AUDIT_ID, &[])?;
+    let first_id = returning_i64(c, q::SQLITE_NEXT_AUDIT_ID, &[])?;
     let sql = q::insert_rows(q::INSERT_AUDIT_WITH_ID_HEAD, q::AUDIT_WITH_ID_PARAMS, 1);
-    for a in rows {
+    for (id, a) in (first_id..).zip(rows.iter()) {
         let mut row = (*a).clone();
         row.account_id = Some(account_id);
         row.seq = Some(head.head_seq + 1);
@@ -556,7 +556,6 @@ fn append_chain(c: &Connection, key: &ChainKey, account_id: i64, rows: &[&AuditR
         head.head_id = id;
         head.head_seq += 1;
         head.head_hash = hash;
-        id += 1;
     }
     exec(c, q::SET_CHAIN_HEAD, &[&head.head_id, &head.head_seq, &head.head_hash, &account_id])?;
     Ok(())
