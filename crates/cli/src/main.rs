@@ -1,4 +1,4 @@
-//! The `tessera` binary: `serve`, `migrate`, `account ...`, `device import|list`, `audit list`.
+//! The `tessera` binary: `serve`, `migrate`, `account ...`, `device import|list`, `audit list|verify|prune`.
 //!
 //! Every command reads the same configuration as `serve` (`--config FILE`, then `TESSERA_*`
 //! environment variables). Errors are one line on stderr and a non-zero exit status.
@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tessera_core::config::Settings;
-use tessera_core::service::accounts;
+use tessera_core::service::{accounts, audit};
 use tessera_core::store::Store;
 use tessera_server::{app, settings, Application};
 
@@ -39,7 +39,7 @@ enum Command {
     /// Hardware-token inventory: import seed files (PSKC, CSV), list devices.
     #[command(subcommand)]
     Device(device::DeviceCmd),
-    /// Read the audit trail.
+    /// Read, verify and prune the audit trail.
     #[command(subcommand)]
     Audit(AuditCmd),
     /// RADIUS clients (NAS) of an account.
@@ -105,6 +105,25 @@ enum AuditCmd {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+    },
+    /// Check the hash chain of every account (or of one): exits 0 when intact, otherwise non-zero
+    /// naming the first row that was altered, removed or inserted.
+    Verify {
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Retention: delete the rows older than a date (of every account, and the aggregate rows of
+    /// unauthenticated requests; or of one account). What remains stays verifiable.
+    #[command(group(clap::ArgGroup::new("cutoff").required(true).args(["before", "older_than_days"])))]
+    Prune {
+        /// Delete rows older than this date (YYYY-MM-DD, midnight UTC) or RFC 3339 time.
+        #[arg(long, value_name = "DATE")]
+        before: Option<String>,
+        /// Delete rows older than N days.
+        #[arg(long, value_name = "N")]
+        older_than_days: Option<u32>,
+        #[arg(long)]
+        account: Option<String>,
     },
 }
 
@@ -258,22 +277,64 @@ async fn account(settings: &Settings, cmd: AccountCmd) -> anyhow::Result<()> {
 }
 
 async fn audit(settings: &Settings, cmd: AuditCmd) -> anyhow::Result<()> {
-    let store = open(settings).await?;
-    let AuditCmd::List { account, limit, json } = cmd;
-    let account_id = match &account {
-        Some(name) => Some(accounts::get(&*store, name).await?.id),
-        None => None,
+    app::ensure_data_dir(&settings.data_dir)?;
+    let key = app::load_master_key(settings)?;
+    let store = app::open_store(settings, &key).await?;
+    let account_id = |name: Option<String>| {
+        let store = store.clone();
+        async move {
+            match name {
+                Some(name) => Ok::<_, anyhow::Error>(Some(accounts::get(&*store, &name).await?.id)),
+                None => Ok(None),
+            }
+        }
     };
-    for r in store.list_audit(account_id, limit.clamp(1, 1_000_000)).await? {
-        let at = tessera_core::service::sessions::rfc3339(r.at_ms / 1000);
-        if json {
-            println!(
-                "{}",
-                json!({"id": r.id, "at": at, "atMs": r.at_ms, "account": r.account_name, "type": r.op, "username": r.username,
-                       "psn": r.psn, "errorCode": r.code, "source": r.source, "durationUs": r.duration_us})
-            );
-        } else {
-            println!("{at}\t{}\t{}\t{}\t{}\t{}\t{}", r.account_name, r.op, r.username, r.psn, r.code, r.source);
+    match cmd {
+        AuditCmd::List { account, limit, json } => {
+            for r in store.list_audit(account_id(account).await?, limit.clamp(1, 1_000_000)).await? {
+                let at = tessera_core::service::sessions::rfc3339(r.at_ms / 1000);
+                if json {
+                    println!(
+                        "{}",
+                        json!({"id": r.id, "at": at, "atMs": r.at_ms, "account": r.account_name, "type": r.op, "username": r.username,
+                               "psn": r.psn, "errorCode": r.code, "source": r.source, "durationUs": r.duration_us, "count": r.count})
+                    );
+                } else {
+                    println!("{at}\t{}\t{}\t{}\t{}\t{}\t{}\t{}", r.account_name, r.op, r.username, r.psn, r.code, r.source, r.count);
+                }
+            }
+        }
+        AuditCmd::Verify { account } => {
+            let names: std::collections::HashMap<i64, String> = store.list_accounts().await?.into_iter().map(|a| (a.id, a.name)).collect();
+            let reports = audit::verify(&*store, &key.audit_chain_key(), account_id(account).await?).await?;
+            let mut broken = Vec::new();
+            for r in &reports {
+                let name = names.get(&r.account_id).cloned().unwrap_or_else(|| format!("#{}", r.account_id));
+                match &r.fault {
+                    None => println!(
+                        "{name}: intact ({} rows checked; head seq {} hash {})",
+                        r.rows,
+                        r.head.head_seq,
+                        hex::encode(&r.head.head_hash)
+                    ),
+                    Some(fault) => {
+                        println!("{name}: BROKEN: {fault}");
+                        broken.push(format!("{name}: {fault}"));
+                    }
+                }
+            }
+            if !broken.is_empty() {
+                anyhow::bail!("the audit trail was tampered with: {}", broken.join("; "));
+            }
+        }
+        AuditCmd::Prune { before, older_than_days, account } => {
+            let cutoff_ms = match (before, older_than_days) {
+                (Some(date), _) => audit::parse_cutoff(&date).map_err(|e| anyhow::anyhow!(e))?,
+                (None, Some(days)) => (now() - i64::from(days) * 86_400) * 1000,
+                (None, None) => anyhow::bail!("give --before DATE or --older-than-days N"),
+            };
+            let n = store.prune_audit(account_id(account).await?, cutoff_ms).await?;
+            println!("pruned {n} audit rows older than {}", tessera_core::service::sessions::rfc3339(cutoff_ms.div_euclid(1000)));
         }
     }
     Ok(())

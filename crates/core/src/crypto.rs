@@ -154,6 +154,13 @@ impl MasterKey {
         mac.finalize().into_bytes().to_vec()
     }
 
+    /// The key of the audit trail's hash chain (see [`crate::audit_chain`]).
+    pub fn audit_chain_key(&self) -> crate::audit_chain::ChainKey {
+        let mut kdf = <Hmac<Sha256> as Mac>::new_from_slice(&*self.0).expect("HMAC accepts any key length");
+        kdf.update(b"tessera audit chain key v1");
+        crate::audit_chain::ChainKey::from_bytes(kdf.finalize().into_bytes().into())
+    }
+
     fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new_from_slice(&*self.0).expect("key is 32 bytes")
     }
@@ -216,6 +223,48 @@ fn bound_aad(context: &str) -> Vec<u8> {
     format!("tessera-bound-v1|{context}").into_bytes()
 }
 
+/// How a sealed outbox message body starts (a body without it is clear text written before
+/// messages were sealed).
+pub const SEALED_MESSAGE_PREFIX: &str = "tessera-sealed-v1:";
+
+impl MasterKey {
+    /// Encrypts an outbox message body (it may carry a passcode) bound to its account, channel and
+    /// recipient: [`SEALED_MESSAGE_PREFIX`] + base64(nonce(12) ‖ ciphertext+tag).
+    pub fn seal_message(&self, account_id: i64, channel: &str, recipient: &str, body: &str) -> String {
+        let mut nonce_bytes = [0u8; 12];
+        OsRng.fill_bytes(&mut nonce_bytes);
+        let aad = message_aad(account_id, channel, recipient);
+        let ct = self
+            .cipher()
+            .encrypt(&Nonce::from(nonce_bytes), Payload { msg: body.as_bytes(), aad: &aad })
+            .expect("AES-GCM encryption of a message cannot fail");
+        let mut out = nonce_bytes.to_vec();
+        out.extend_from_slice(&ct);
+        format!("{SEALED_MESSAGE_PREFIX}{}", STANDARD.encode(out))
+    }
+
+    /// Opens a body sealed by [`MasterKey::seal_message`] (a body without the prefix is returned as
+    /// it is); `None` if it was sealed for another message or under another key.
+    pub fn open_message(&self, account_id: i64, channel: &str, recipient: &str, stored: &str) -> Option<Zeroizing<String>> {
+        let Some(b64) = stored.strip_prefix(SEALED_MESSAGE_PREFIX) else {
+            return Some(Zeroizing::new(stored.to_string()));
+        };
+        let sealed = STANDARD.decode(b64).ok()?;
+        if sealed.len() < 12 + 16 {
+            return None;
+        }
+        let (nonce, ct) = sealed.split_at(12);
+        let nonce: [u8; 12] = nonce.try_into().ok()?;
+        let aad = message_aad(account_id, channel, recipient);
+        let clear = self.cipher().decrypt(&Nonce::from(nonce), Payload { msg: ct, aad: &aad }).ok()?;
+        String::from_utf8(clear).ok().map(Zeroizing::new)
+    }
+}
+
+fn message_aad(account_id: i64, channel: &str, recipient: &str) -> Vec<u8> {
+    format!("tessera-outbox-v1|{account_id}|{channel}|{recipient}").into_bytes()
+}
+
 fn seed_aad(account_id: i64, psn: &str) -> Vec<u8> {
     format!("tessera-seed-v1|{account_id}|{psn}").into_bytes()
 }
@@ -272,6 +321,19 @@ mod tests {
         assert!(k.open_bound("radius|8|10.0.0.0/24", &sealed).is_none());
         assert!(MasterKey::generate().open_bound("radius|7|10.0.0.0/24", &sealed).is_none());
         assert!(k.open_bound("radius|7|10.0.0.0/24", &sealed[..20]).is_none());
+    }
+
+    #[test]
+    fn messages_are_sealed_and_bound() {
+        let k = MasterKey::generate();
+        let sealed = k.seal_message(1, "sms", "+15550100", "Your code is 123456.");
+        assert!(sealed.starts_with(SEALED_MESSAGE_PREFIX) && !sealed.contains("123456"));
+        assert_eq!(k.open_message(1, "sms", "+15550100", &sealed).as_deref().map(|s| s.as_str()), Some("Your code is 123456."));
+        assert!(k.open_message(2, "sms", "+15550100", &sealed).is_none());
+        assert!(k.open_message(1, "sms", "+15550199", &sealed).is_none());
+        assert!(MasterKey::generate().open_message(1, "sms", "+15550100", &sealed).is_none());
+        assert!(k.open_message(1, "sms", "+15550100", "tessera-sealed-v1:%%").is_none());
+        assert_eq!(k.open_message(1, "sms", "x", "plain").as_deref().map(|s| s.as_str()), Some("plain"));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! one file format parsed here is the operator's token import ([`import`]: PSKC XML and CSV), a pure
 //! function from bytes to tokens.
 
+pub mod audit_chain;
 pub mod catalog;
 pub mod config;
 pub mod crypto;

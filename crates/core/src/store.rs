@@ -6,6 +6,7 @@
 //! by a conditional write whose success is decided by the database, never by a read-then-write in
 //! the service. Times are Unix seconds unless a name says `_ms`.
 
+pub use crate::audit_chain::{ChainHead, ChainKey};
 use crate::error::StoreResult;
 use async_trait::async_trait;
 
@@ -110,7 +111,10 @@ pub struct SessionTokenRow {
     pub owner_key: String,
 }
 
-#[derive(Debug, Clone, Default)]
+/// One audit row. Rows of an account form its hash chain (see [`crate::audit_chain`]); rows without
+/// an account (requests that failed account authentication) are aggregate counters, one per source
+/// address and minute, outside every chain.
+#[derive(Debug, Clone)]
 pub struct AuditRow {
     pub id: i64,
     pub at_ms: i64,
@@ -121,7 +125,37 @@ pub struct AuditRow {
     pub psn: String,
     pub code: i64,
     pub source: String,
+    /// For an aggregate row, the total over the requests it counts.
     pub duration_us: i64,
+    /// How many requests the row stands for (1, or more in an aggregate row).
+    pub count: i64,
+    /// Position in the account's chain (1, 2, …), set by the store on append.
+    pub seq: Option<i64>,
+    /// The id of the row before this one in the account's chain (0 for the first), set by the store.
+    pub prev_id: Option<i64>,
+    /// The chain hash, set by the store on append.
+    pub hash: Option<Vec<u8>>,
+}
+
+impl Default for AuditRow {
+    fn default() -> Self {
+        AuditRow {
+            id: 0,
+            at_ms: 0,
+            account_id: None,
+            account_name: String::new(),
+            op: String::new(),
+            username: String::new(),
+            psn: String::new(),
+            code: 0,
+            source: String::new(),
+            duration_us: 0,
+            count: 1,
+            seq: None,
+            prev_id: None,
+            hash: None,
+        }
+    }
 }
 
 /// A pending U2F ceremony (pre_enroll / pre_sign), stored under the hash of its sessionId.
@@ -225,8 +259,8 @@ pub trait UserStore: Send + Sync {
     async fn user_by_id(&self, account_id: i64, user_id: i64) -> StoreResult<Option<UserRow>>;
     async fn update_user(&self, account_id: i64, user_id: i64, patch: &UserPatch) -> StoreResult<bool>;
     /// Deletes the user, their session tokens, U2F keys, sent codes and software devices;
-    /// hardware tokens (deviceType 14) return to the account's unassigned inventory. With
-    /// `remove_related` the user's audit rows go too.
+    /// hardware tokens (deviceType 14) return to the account's unassigned inventory. The audit
+    /// trail is never touched (it is append-only; `remove_related` changes nothing here).
     async fn delete_user(&self, account_id: i64, user_id: i64, username_key: &str, remove_related: bool) -> StoreResult<bool>;
     /// `pattern` is a SQL LIKE pattern (`%`, `_`) matched case-insensitively against the username
     /// (or the email when `by_email`). At most `limit` rows, ordered by username.
@@ -331,9 +365,24 @@ pub trait SessionStore: Send + Sync {
 
 #[async_trait]
 pub trait AuditStore: Send + Sync {
-    async fn append_audit(&self, rows: &[AuditRow]) -> StoreResult<()>;
+    /// Appends rows in one transaction. A row with an account is appended to that account's chain
+    /// (its `seq`, `prev_id` and `hash` are computed here under `key`, while the chain's head is
+    /// held, so several processes may append to one chain). A row without an account is an
+    /// aggregate: it is added to the row of its source address and minute (`at_ms / 60000`),
+    /// summing `count` and `duration_us`, or starts that row.
+    async fn append_audit(&self, rows: &[AuditRow], key: &ChainKey) -> StoreResult<()>;
     /// Newest first; `account_id` None = all accounts.
     async fn list_audit(&self, account_id: Option<i64>, limit: i64) -> StoreResult<Vec<AuditRow>>;
+    /// The chain heads (of one account, or all), by account id.
+    async fn audit_chain_heads(&self, account_id: Option<i64>) -> StoreResult<Vec<ChainHead>>;
+    /// At most `limit` rows of the account with an id above `after_id`, in id order, with their
+    /// chain columns.
+    async fn audit_rows_after(&self, account_id: i64, after_id: i64, limit: i64) -> StoreResult<Vec<AuditRow>>;
+    /// Retention: deletes the rows older than `before_ms` (of one account, or all, and then also
+    /// the aggregate rows) in one transaction. For each chain, the rows up to the newest one older
+    /// than `before_ms` go, and that row becomes the chain's anchor, so the rest stays verifiable.
+    /// Returns how many rows went.
+    async fn prune_audit(&self, account_id: Option<i64>, before_ms: i64) -> StoreResult<u64>;
 }
 
 #[async_trait]

@@ -64,9 +64,17 @@ pub struct Delivery {
 impl Delivery {
     /// Reads `[delivery]` and creates the providers; a misconfiguration is an error naming the key.
     /// Warns loudly for every channel that uses the `log` provider.
-    pub fn from_settings(delivery: &serde_json::Value, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> anyhow::Result<Delivery> {
+    /// `master_key` opens the message bodies the service sealed in the outbox.
+    pub fn from_settings(
+        delivery: &serde_json::Value,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        master_key: tessera_core::crypto::MasterKey,
+    ) -> anyhow::Result<Delivery> {
         let config = DeliveryConfig::from_value(delivery).map_err(|e| anyhow::anyhow!("invalid [delivery] configuration: {e}"))?;
-        let providers = Providers::from_config(&config).map_err(|e| anyhow::anyhow!("invalid [delivery] configuration: {e}"))?;
+        let providers = Providers::from_config(&config)
+            .map_err(|e| anyhow::anyhow!("invalid [delivery] configuration: {e}"))?
+            .with_master_key(master_key);
         for channel in Channel::ALL {
             let kind = providers.provider_kind(channel);
             if kind == "log" {

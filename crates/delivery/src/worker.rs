@@ -71,9 +71,14 @@ async fn process(store: &dyn Store, providers: &Providers, row: OutboxRow, now: 
         finish(store, &row, "failed", now, "unknown channel").await;
         return DeliveryResult::Failed(format!("unknown channel {:?}", row.channel));
     };
+    let Some(body) = providers.open_body(&row) else {
+        finish(store, &row, "failed", now, "the message cannot be decrypted (another master key?)").await;
+        tracing::error!(outbox_id = row.id, "an outbox message cannot be decrypted with this node's master key");
+        return DeliveryResult::Failed("the message cannot be decrypted".into());
+    };
     let provider = providers.provider(channel);
     let account = providers.account_name(store, row.account_id).await;
-    let msg = Message { channel, to: &row.recipient, subject: &row.subject, body: &row.body, account: &account };
+    let msg = Message { channel, to: &row.recipient, subject: &row.subject, body: body.as_str(), account: &account };
     let outcome = match tokio::time::timeout(providers.config.timeout, provider.send(&msg)).await {
         Ok(r) => r,
         Err(_) => Err(SendError::Transient(format!("timeout after {} s", providers.config.timeout.as_secs()))),

@@ -33,16 +33,18 @@ async fn welcome_messages_are_queued_and_sent() {
     let store = tessera_store::open(&format!("sqlite://{}", dir.path().join("t.db").display()), 4, true).await.expect("store");
     let account = store.create_account("acme", &[0u8; 32], 0).await.expect("account");
     let rec = Arc::new(Recorder::default());
+    // The service seals message bodies under the master key; the worker opens them with the same key.
+    let key = MasterKey::generate();
     let providers = Arc::new(
         Providers::from_config(&DeliveryConfig::default())
             .expect("providers")
             .with_provider(Channel::Email, rec.clone())
-            .with_provider(Channel::Sms, rec.clone()),
+            .with_provider(Channel::Sms, rec.clone())
+            .with_master_key(key.clone()),
     );
     let clock = Arc::new(SystemClock);
     let dispatcher = Arc::new(OutboxDispatcher::new(store.clone(), providers, clock.clone()));
-    let svc = Service::new(store.clone(), Arc::new(Settings::default()), MasterKey::generate(), clock, AuditSink::disabled())
-        .with_dispatcher(dispatcher);
+    let svc = Service::new(store.clone(), Arc::new(Settings::default()), key, clock, AuditSink::disabled()).with_dispatcher(dispatcher);
     let caller = Caller { account: Arc::new(account) };
     let mut user = UserRow {
         account_id: caller.account.id,

@@ -140,7 +140,7 @@ impl Application {
         ensure_data_dir(&settings.data_dir)?;
         let key = load_master_key(&settings)?;
         let store = open_store(&settings, &key).await?;
-        let delivery = tessera_delivery::Delivery::from_settings(&settings.delivery, store.clone(), clock.clone())?;
+        let delivery = tessera_delivery::Delivery::from_settings(&settings.delivery, store.clone(), clock.clone(), key.clone())?;
         let initial_account = accounts::bootstrap(&*store, clock.now()).await?;
         if let Some(k) = &initial_account {
             let path: PathBuf = settings.data_dir.join("initial-account.json");
@@ -155,7 +155,7 @@ impl Application {
             Some(addr) => Some(crate::radius::bind(addr).await?),
             None => None,
         };
-        let (sink, writer) = audit::channel(store.clone());
+        let (sink, writer) = audit::channel(store.clone(), key.audit_chain_key());
         let audit_writer = tokio::spawn(writer);
         let settings = Arc::new(settings);
         let service =

@@ -72,7 +72,8 @@ pub fn body_error(err: crate::body::BodyError, timeout: std::time::Duration) -> 
 }
 
 /// Parses a body into (type, params). Malformed input is a 9101 with a precise message.
-fn parse(bytes: &[u8]) -> (Option<String>, Result<Params, ApiError>) {
+/// Public for the fuzz targets (`fuzz/`).
+pub fn parse(bytes: &[u8]) -> (Option<String>, Result<Params, ApiError>) {
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(_) => return (None, Err(ApiError::new(code::MALFORMED_REQUEST, "request body is not valid UTF-8"))),

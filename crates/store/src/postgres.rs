@@ -116,7 +116,46 @@ fn audit_from(r: &PgRow) -> Result<AuditRow, sqlx::Error> {
         code: r.try_get("code")?,
         source: r.try_get("source")?,
         duration_us: r.try_get("duration_us")?,
+        count: r.try_get("req_count")?,
+        seq: r.try_get("seq")?,
+        prev_id: r.try_get("prev_id")?,
+        hash: r.try_get("hash")?,
     })
+}
+
+fn chain_from(r: &PgRow) -> Result<ChainHead, sqlx::Error> {
+    Ok(ChainHead {
+        account_id: r.try_get("account_id")?,
+        head_id: r.try_get("head_id")?,
+        head_seq: r.try_get("head_seq")?,
+        head_hash: r.try_get("head_hash")?,
+        anchor_id: r.try_get("anchor_id")?,
+        anchor_seq: r.try_get("anchor_seq")?,
+        anchor_hash: r.try_get("anchor_hash")?,
+    })
+}
+
+/// One chain's part of a prune, inside the caller's transaction (see the SQLite twin).
+async fn prune_chain(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, account_id: i64, before_ms: i64) -> StoreResult<u64> {
+    let Some(head) = sqlx::query(q::CHAIN_HEAD_FOR_UPDATE).bind(account_id).fetch_optional(&mut **tx).await.map_err(map_err)? else {
+        return Ok(0);
+    };
+    let head = chain_from(&head).map_err(map_err)?;
+    let point = sqlx::query(q::PRUNE_POINT)
+        .bind(account_id)
+        .bind(head.anchor_id)
+        .bind(before_ms)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    let Some(point) = point else {
+        return Ok(0);
+    };
+    let (id, seq, hash): (i64, i64, Vec<u8>) =
+        (point.try_get("id").map_err(map_err)?, point.try_get("seq").map_err(map_err)?, point.try_get("hash").map_err(map_err)?);
+    let n = sqlx::query(q::PRUNE_CHAIN_ROWS).bind(account_id).bind(id).execute(&mut **tx).await.map_err(map_err)?.rows_affected();
+    sqlx::query(q::SET_CHAIN_ANCHOR).bind(id).bind(seq).bind(hash).bind(account_id).execute(&mut **tx).await.map_err(map_err)?;
+    Ok(n)
 }
 
 async fn insert_outbox<'e, E>(e: E, m: &OutboxRow) -> StoreResult<i64>
@@ -238,15 +277,13 @@ impl UserStore for PgStore {
             .map_err(map_err)?;
         Ok(r.rows_affected() == 1)
     }
-    async fn delete_user(&self, account_id: i64, user_id: i64, username_key: &str, remove_related: bool) -> StoreResult<bool> {
+    async fn delete_user(&self, account_id: i64, user_id: i64, _username_key: &str, _remove_related: bool) -> StoreResult<bool> {
+        // The audit trail is append-only: the user's history stays.
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         for stmt in q::DELETE_USER_RELATED {
             sqlx::query(stmt).bind(account_id).bind(user_id).execute(&mut *tx).await.map_err(map_err)?;
         }
         let r = sqlx::query(q::DELETE_USER).bind(account_id).bind(user_id).execute(&mut *tx).await.map_err(map_err)?;
-        if remove_related {
-            sqlx::query(q::DELETE_USER_AUDIT).bind(account_id).bind(username_key).execute(&mut *tx).await.map_err(map_err)?;
-        }
         tx.commit().await.map_err(map_err)?;
         Ok(r.rows_affected() == 1)
     }
@@ -601,15 +638,53 @@ impl SessionStore for PgStore {
 
 #[async_trait]
 impl AuditStore for PgStore {
-    async fn append_audit(&self, rows: &[AuditRow]) -> StoreResult<()> {
-        // Multi-row INSERTs (100 rows, 900 parameters each) in one transaction: one statement
-        // per chunk instead of one per row.
+    async fn append_audit(&self, rows: &[AuditRow], key: &ChainKey) -> StoreResult<()> {
+        let mut chains: std::collections::BTreeMap<i64, Vec<&AuditRow>> = std::collections::BTreeMap::new();
+        let mut unauth = Vec::new();
+        for a in rows {
+            match a.account_id {
+                Some(account_id) => chains.entry(account_id).or_default().push(a),
+                None => unauth.push(a),
+            }
+        }
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        for chunk in rows.chunks(100) {
-            let sql = q::insert_audit(chunk.len());
+        // Hold every chain head of the batch (in account order, so that two nodes never wait on
+        // each other), then draw the rows' ids: within a chain, ids grow with the sequence.
+        let genesis = tessera_core::audit_chain::GENESIS.to_vec();
+        let mut heads = Vec::with_capacity(chains.len());
+        for &account_id in chains.keys() {
+            sqlx::query(q::ENSURE_CHAIN).bind(account_id).bind(&genesis).execute(&mut *tx).await.map_err(map_err)?;
+            let head = sqlx::query(q::CHAIN_HEAD_FOR_UPDATE).bind(account_id).fetch_one(&mut *tx).await.map_err(map_err)?;
+            heads.push(chain_from(&head).map_err(map_err)?);
+        }
+        let total: i64 = chains.values().map(|v| v.len() as i64).sum();
+        let mut ids: Vec<i64> = if total > 0 {
+            sqlx::query_scalar(q::NEXT_AUDIT_IDS).bind(total).fetch_all(&mut *tx).await.map_err(map_err)?
+        } else {
+            Vec::new()
+        };
+        ids.sort_unstable();
+        let mut ids = ids.into_iter();
+        let mut chained: Vec<(i64, AuditRow)> = Vec::with_capacity(total as usize);
+        for (head, chain_rows) in heads.iter_mut().zip(chains.values()) {
+            for a in chain_rows {
+                let id = ids.next().ok_or_else(|| tessera_core::error::StoreError::Other("too few audit ids drawn".into()))?;
+                let mut row = (*a).clone();
+                row.seq = Some(head.head_seq + 1);
+                row.prev_id = Some(head.head_id);
+                let hash = key.link(&head.head_hash, &row);
+                row.hash = Some(hash.clone());
+                (head.head_id, head.head_seq, head.head_hash) = (id, head.head_seq + 1, hash);
+                chained.push((id, row));
+            }
+        }
+        // Multi-row INSERTs (50 rows, 700 parameters each): one statement per chunk.
+        for chunk in chained.chunks(50) {
+            let sql = q::insert_rows(q::INSERT_AUDIT_WITH_ID_HEAD, q::AUDIT_WITH_ID_PARAMS, chunk.len());
             let mut query = sqlx::query(&sql);
-            for a in chunk {
+            for (id, a) in chunk {
                 query = query
+                    .bind(*id)
                     .bind(a.at_ms)
                     .bind(a.account_id)
                     .bind(&a.account_name)
@@ -618,11 +693,73 @@ impl AuditStore for PgStore {
                     .bind(&a.psn)
                     .bind(a.code)
                     .bind(&a.source)
-                    .bind(a.duration_us);
+                    .bind(a.duration_us)
+                    .bind(a.count)
+                    .bind(a.seq)
+                    .bind(a.prev_id)
+                    .bind(&a.hash);
             }
             query.execute(&mut *tx).await.map_err(map_err)?;
         }
+        for head in &heads {
+            sqlx::query(q::SET_CHAIN_HEAD)
+                .bind(head.head_id)
+                .bind(head.head_seq)
+                .bind(&head.head_hash)
+                .bind(head.account_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        for a in unauth {
+            sqlx::query(q::UPSERT_AUDIT_UNAUTH)
+                .bind(a.at_ms)
+                .bind(&a.account_name)
+                .bind(&a.op)
+                .bind(&a.username)
+                .bind(&a.psn)
+                .bind(a.code)
+                .bind(&a.source)
+                .bind(a.duration_us)
+                .bind(a.count)
+                .bind(a.at_ms.div_euclid(60_000))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
         tx.commit().await.map_err(map_err)
+    }
+    async fn audit_chain_heads(&self, account_id: Option<i64>) -> StoreResult<Vec<ChainHead>> {
+        let rows = match account_id {
+            Some(a) => sqlx::query(q::CHAIN_HEAD).bind(a).fetch_all(&self.pool).await,
+            None => sqlx::query(q::CHAIN_HEADS_ALL).fetch_all(&self.pool).await,
+        }
+        .map_err(map_err)?;
+        collect(rows, chain_from)
+    }
+    async fn audit_rows_after(&self, account_id: i64, after_id: i64, limit: i64) -> StoreResult<Vec<AuditRow>> {
+        let rows =
+            sqlx::query(q::AUDIT_ROWS_AFTER).bind(account_id).bind(after_id).bind(limit).fetch_all(&self.pool).await.map_err(map_err)?;
+        collect(rows, audit_from)
+    }
+    async fn prune_audit(&self, account_id: Option<i64>, before_ms: i64) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut n = 0;
+        match account_id {
+            Some(a) => {
+                n += prune_chain(&mut tx, a, before_ms).await?;
+                n += sqlx::query(q::PRUNE_UNCHAINED_OF).bind(a).bind(before_ms).execute(&mut *tx).await.map_err(map_err)?.rows_affected();
+            }
+            None => {
+                let heads = sqlx::query(q::CHAIN_HEADS_ALL).fetch_all(&mut *tx).await.map_err(map_err)?;
+                for head in collect(heads, chain_from)? {
+                    n += prune_chain(&mut tx, head.account_id, before_ms).await?;
+                }
+                n += sqlx::query(q::PRUNE_UNCHAINED_ALL).bind(before_ms).execute(&mut *tx).await.map_err(map_err)?.rows_affected();
+            }
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(n)
     }
     async fn list_audit(&self, account_id: Option<i64>, limit: i64) -> StoreResult<Vec<AuditRow>> {
         let rows = match account_id {

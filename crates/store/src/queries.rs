@@ -22,7 +22,12 @@ macro_rules! outbox_cols {
 }
 macro_rules! audit_cols {
     () => {
-        "id, at_ms, account_id, account_name, op, username, psn, code, source, duration_us"
+        "id, at_ms, account_id, account_name, op, username, psn, code, source, duration_us, req_count, seq, prev_id, hash"
+    };
+}
+macro_rules! chain_cols {
+    () => {
+        "account_id, head_id, head_seq, head_hash, anchor_id, anchor_seq, anchor_hash"
     };
 }
 macro_rules! account_cols {
@@ -65,7 +70,6 @@ pub(crate) const DELETE_USER_RELATED: [&str; 5] = [
     "DELETE FROM sent_codes WHERE account_id = $1 AND user_id = $2",
 ];
 pub(crate) const DELETE_USER: &str = "DELETE FROM users WHERE account_id = $1 AND id = $2";
-pub(crate) const DELETE_USER_AUDIT: &str = "DELETE FROM audit WHERE account_id = $1 AND lower(username) = $2";
 pub(crate) const FIND_USERS_BY_NAME: &str =
     concat!("SELECT ", user_cols!(), " FROM users WHERE account_id = $1 AND username_key LIKE $2 ORDER BY username_key LIMIT $3");
 /// One password check reserved, counted as a failure until the password proves right (see
@@ -123,11 +127,13 @@ pub(crate) const CONSUME_U2F_SESSION: &str =
     "DELETE FROM u2f_sessions WHERE id_hash = $1 AND account_id = $2 AND user_id = $3 AND kind = $4 AND expires_at > $5 \
      RETURNING account_id, user_id, kind, app_id, challenge, device_ids, target_device, expires_at";
 /// `purge_expired`, each bound to (now).
-pub(crate) const PURGE_EXPIRED: [&str; 4] = [
+/// The text of an outbox message that expired undelivered is erased too (it may carry a code).
+pub(crate) const PURGE_EXPIRED: [&str; 5] = [
     "DELETE FROM session_tokens WHERE expires_at <= $1",
     "DELETE FROM u2f_sessions WHERE expires_at <= $1",
     "DELETE FROM sent_codes WHERE expires_at <= $1 - 86400",
     "DELETE FROM webauthn_sessions WHERE expires_at <= $1",
+    "UPDATE outbox SET body = '' WHERE expires_at <= $1 AND body <> ''",
 ];
 
 // WebAuthn: user handles, credentials by id, the shared FIDO counter, ceremonies
@@ -153,27 +159,61 @@ pub(crate) const CONSUME_WEBAUTHN_SESSION: &str =
      AND ($5 < 0 OR user_id IS NULL OR user_id = $5) RETURNING account_id, user_id, kind, rp_id, challenge, state, expires_at";
 
 // audit
-pub(crate) const INSERT_AUDIT_HEAD: &str =
-    "INSERT INTO audit (at_ms, account_id, account_name, op, username, psn, code, source, duration_us) VALUES ";
-/// Columns per audit row in [`INSERT_AUDIT_HEAD`].
-pub(crate) const AUDIT_PARAMS: usize = 9;
 pub(crate) const LIST_AUDIT_OF: &str = concat!("SELECT ", audit_cols!(), " FROM audit WHERE account_id = $1 ORDER BY id DESC LIMIT $2");
 pub(crate) const LIST_AUDIT_ALL: &str = concat!("SELECT ", audit_cols!(), " FROM audit ORDER BY id DESC LIMIT $1");
+/// SQLite: the next id of a chained row. SQLite would reuse the ids of deleted rows (a table
+/// without AUTOINCREMENT takes max(id) + 1), and a chain's ids must keep growing after a prune, so
+/// the ids chained rows get never fall back below the highest head.
+pub(crate) const SQLITE_NEXT_AUDIT_ID: &str =
+    "SELECT MAX(COALESCE((SELECT MAX(id) FROM audit), 0), COALESCE((SELECT MAX(head_id) FROM audit_chain), 0)) + 1";
+/// Head of the insert of chained rows with their ids (PostgreSQL: ids drawn beforehand; SQLite:
+/// [`SQLITE_NEXT_AUDIT_ID`]).
+pub(crate) const INSERT_AUDIT_WITH_ID_HEAD: &str =
+    "INSERT INTO audit (id, at_ms, account_id, account_name, op, username, psn, code, source, duration_us, req_count, seq, prev_id, hash) VALUES ";
+/// Columns per row in [`INSERT_AUDIT_WITH_ID_HEAD`].
+pub(crate) const AUDIT_WITH_ID_PARAMS: usize = 14;
+/// PostgreSQL: `$1` ids of the audit table, in order, drawn while the chains' heads are held.
+pub(crate) const NEXT_AUDIT_IDS: &str =
+    "SELECT nextval(pg_get_serial_sequence('audit', 'id')) AS id FROM generate_series(1, $1) ORDER BY 1";
+/// An aggregate row of unauthenticated requests: added to the row of its source and minute.
+pub(crate) const UPSERT_AUDIT_UNAUTH: &str =
+    "INSERT INTO audit (at_ms, account_id, account_name, op, username, psn, code, source, duration_us, req_count, bucket) \
+     VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (source, bucket) WHERE bucket IS NOT NULL \
+     DO UPDATE SET req_count = audit.req_count + excluded.req_count, duration_us = audit.duration_us + excluded.duration_us";
+/// Creates a chain's head row if it has none yet (bound to account id and the genesis hash).
+pub(crate) const ENSURE_CHAIN: &str =
+    "INSERT INTO audit_chain (account_id, head_id, head_seq, head_hash, anchor_id, anchor_seq, anchor_hash) \
+     VALUES ($1, 0, 0, $2, 0, 0, $2) ON CONFLICT (account_id) DO NOTHING";
+pub(crate) const CHAIN_HEAD: &str = concat!("SELECT ", chain_cols!(), " FROM audit_chain WHERE account_id = $1");
+pub(crate) const CHAIN_HEAD_FOR_UPDATE: &str = concat!("SELECT ", chain_cols!(), " FROM audit_chain WHERE account_id = $1 FOR UPDATE");
+pub(crate) const CHAIN_HEADS_ALL: &str = concat!("SELECT ", chain_cols!(), " FROM audit_chain ORDER BY account_id");
+pub(crate) const SET_CHAIN_HEAD: &str = "UPDATE audit_chain SET head_id = $1, head_seq = $2, head_hash = $3 WHERE account_id = $4";
+pub(crate) const SET_CHAIN_ANCHOR: &str = "UPDATE audit_chain SET anchor_id = $1, anchor_seq = $2, anchor_hash = $3 WHERE account_id = $4";
+pub(crate) const AUDIT_ROWS_AFTER: &str =
+    concat!("SELECT ", audit_cols!(), " FROM audit WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3");
+/// The newest chained row of an account older than the cut-off: the chain's new anchor.
+pub(crate) const PRUNE_POINT: &str =
+    "SELECT id, seq, hash FROM audit WHERE account_id = $1 AND id > $2 AND seq IS NOT NULL AND at_ms < $3 ORDER BY id DESC LIMIT 1";
+pub(crate) const PRUNE_CHAIN_ROWS: &str = "DELETE FROM audit WHERE account_id = $1 AND id <= $2";
+/// Rows outside the chains (written before it existed) of one account.
+pub(crate) const PRUNE_UNCHAINED_OF: &str = "DELETE FROM audit WHERE account_id = $1 AND seq IS NULL AND at_ms < $2";
+/// Rows outside the chains: from before it existed, and the aggregate rows.
+pub(crate) const PRUNE_UNCHAINED_ALL: &str = "DELETE FROM audit WHERE seq IS NULL AND at_ms < $1";
 
-/// A multi-row audit INSERT for `rows` rows: `INSERT … VALUES ($1, …, $9), ($10, …), …`.
-pub(crate) fn insert_audit(rows: usize) -> String {
-    let mut q = String::from(INSERT_AUDIT_HEAD);
+/// A multi-row INSERT of `rows` rows of `cols` columns: `head ($1, …, $cols), ($cols+1, …), …`.
+pub(crate) fn insert_rows(head: &str, cols: usize, rows: usize) -> String {
+    let mut q = String::from(head);
     for i in 0..rows {
         if i > 0 {
             q.push_str(", ");
         }
         q.push('(');
-        for c in 0..AUDIT_PARAMS {
+        for c in 0..cols {
             if c > 0 {
                 q.push_str(", ");
             }
             q.push('$');
-            q.push_str(&(i * AUDIT_PARAMS + c + 1).to_string());
+            q.push_str(&(i * cols + c + 1).to_string());
         }
         q.push(')');
     }

@@ -500,7 +500,92 @@ fn audit_from(r: &Row<'_>) -> rusqlite::Result<AuditRow> {
         code: r.get(7)?,
         source: r.get(8)?,
         duration_us: r.get(9)?,
+        count: r.get(10)?,
+        seq: r.get(11)?,
+        prev_id: r.get(12)?,
+        hash: r.get(13)?,
     })
+}
+
+fn chain_from(r: &Row<'_>) -> rusqlite::Result<ChainHead> {
+    Ok(ChainHead {
+        account_id: r.get(0)?,
+        head_id: r.get(1)?,
+        head_seq: r.get(2)?,
+        head_hash: r.get(3)?,
+        anchor_id: r.get(4)?,
+        anchor_seq: r.get(5)?,
+        anchor_hash: r.get(6)?,
+    })
+}
+
+/// Appends rows to the chain of one account (run by the writer thread, which orders every write;
+/// `BEGIN IMMEDIATE` holds the file's write lock against other processes).
+fn append_chain(c: &Connection, key: &ChainKey, account_id: i64, rows: &[&AuditRow]) -> rusqlite::Result<()> {
+    let genesis = tessera_core::audit_chain::GENESIS.to_vec();
+    exec(c, q::ENSURE_CHAIN, &[&account_id, &genesis])?;
+    let mut head = one(c, q::CHAIN_HEAD, &[&account_id], chain_from)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    let first_id = returning_i64(c, q::SQLITE_NEXT_AUDIT_ID, &[])?;
+    let sql = q::insert_rows(q::INSERT_AUDIT_WITH_ID_HEAD, q::AUDIT_WITH_ID_PARAMS, 1);
+    for (id, a) in (first_id..).zip(rows.iter()) {
+        let mut row = (*a).clone();
+        row.account_id = Some(account_id);
+        row.seq = Some(head.head_seq + 1);
+        row.prev_id = Some(head.head_id);
+        let hash = key.link(&head.head_hash, &row);
+        exec(
+            c,
+            &sql,
+            &[
+                &id,
+                &row.at_ms,
+                &row.account_id,
+                &row.account_name,
+                &row.op,
+                &row.username,
+                &row.psn,
+                &row.code,
+                &row.source,
+                &row.duration_us,
+                &row.count,
+                &row.seq,
+                &row.prev_id,
+                &hash,
+            ],
+        )?;
+        head.head_id = id;
+        head.head_seq += 1;
+        head.head_hash = hash;
+    }
+    exec(c, q::SET_CHAIN_HEAD, &[&head.head_id, &head.head_seq, &head.head_hash, &account_id])?;
+    Ok(())
+}
+
+fn upsert_unauth(c: &Connection, a: &AuditRow) -> rusqlite::Result<()> {
+    let bucket = a.at_ms.div_euclid(60_000);
+    exec(
+        c,
+        q::UPSERT_AUDIT_UNAUTH,
+        &[&a.at_ms, &a.account_name, &a.op, &a.username, &a.psn, &a.code, &a.source, &a.duration_us, &a.count, &bucket],
+    )
+    .map(|_| ())
+}
+
+/// One chain's part of a prune: the rows up to the newest one older than `before_ms` go, and that
+/// row becomes the anchor. Returns how many rows went.
+fn prune_chain(c: &Connection, account_id: i64, before_ms: i64) -> rusqlite::Result<u64> {
+    let Some(head) = one(c, q::CHAIN_HEAD, &[&account_id], chain_from)? else {
+        return Ok(0);
+    };
+    let point = one(c, q::PRUNE_POINT, &[&account_id, &head.anchor_id, &before_ms], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?))
+    })?;
+    let Some((id, seq, hash)) = point else {
+        return Ok(0);
+    };
+    let n = exec(c, q::PRUNE_CHAIN_ROWS, &[&account_id, &id])?;
+    exec(c, q::SET_CHAIN_ANCHOR, &[&id, &seq, &hash, &account_id])?;
+    Ok(n as u64)
 }
 
 fn session_token_from(r: &Row<'_>) -> rusqlite::Result<SessionTokenRow> {
@@ -651,16 +736,13 @@ impl UserStore for SqliteStore {
         })
         .await
     }
-    async fn delete_user(&self, account_id: i64, user_id: i64, username_key: &str, remove_related: bool) -> StoreResult<bool> {
-        let username_key = username_key.to_string();
+    async fn delete_user(&self, account_id: i64, user_id: i64, _username_key: &str, _remove_related: bool) -> StoreResult<bool> {
+        // The audit trail is append-only: the user's history stays.
         self.write(move |c| {
             for stmt in q::DELETE_USER_RELATED {
                 exec(c, stmt, &[&account_id, &user_id])?;
             }
             let n = exec(c, q::DELETE_USER, &[&account_id, &user_id])?;
-            if remove_related {
-                exec(c, q::DELETE_USER_AUDIT, &[&account_id, &username_key])?;
-            }
             Ok(n == 1)
         })
         .await
@@ -899,16 +981,51 @@ impl SessionStore for SqliteStore {
 
 #[async_trait::async_trait]
 impl AuditStore for SqliteStore {
-    async fn append_audit(&self, rows: &[AuditRow]) -> StoreResult<()> {
+    async fn append_audit(&self, rows: &[AuditRow], key: &ChainKey) -> StoreResult<()> {
         // One prepared single-row INSERT per row, inside the writer's batch transaction (measured
         // faster here than multi-row INSERTs of 64 rows).
-        let rows = rows.to_vec();
+        let (rows, key) = (rows.to_vec(), key.clone());
         self.write(move |c| {
-            let sql = q::insert_audit(1);
+            let mut chains: std::collections::BTreeMap<i64, Vec<&AuditRow>> = std::collections::BTreeMap::new();
             for a in &rows {
-                exec(c, &sql, &[&a.at_ms, &a.account_id, &a.account_name, &a.op, &a.username, &a.psn, &a.code, &a.source, &a.duration_us])?;
+                match a.account_id {
+                    Some(account_id) => chains.entry(account_id).or_default().push(a),
+                    None => upsert_unauth(c, a)?,
+                }
+            }
+            for (account_id, chain_rows) in chains {
+                append_chain(c, &key, account_id, &chain_rows)?;
             }
             Ok(())
+        })
+        .await
+    }
+    async fn audit_chain_heads(&self, account_id: Option<i64>) -> StoreResult<Vec<ChainHead>> {
+        self.read_long(move |c| match account_id {
+            Some(a) => all(c, q::CHAIN_HEAD, &[&a], chain_from),
+            None => all(c, q::CHAIN_HEADS_ALL, &[], chain_from),
+        })
+        .await
+    }
+    async fn audit_rows_after(&self, account_id: i64, after_id: i64, limit: i64) -> StoreResult<Vec<AuditRow>> {
+        self.read_long(move |c| all(c, q::AUDIT_ROWS_AFTER, &[&account_id, &after_id, &limit], audit_from)).await
+    }
+    async fn prune_audit(&self, account_id: Option<i64>, before_ms: i64) -> StoreResult<u64> {
+        self.write(move |c| {
+            let mut n = 0;
+            match account_id {
+                Some(a) => {
+                    n += prune_chain(c, a, before_ms)?;
+                    n += exec(c, q::PRUNE_UNCHAINED_OF, &[&a, &before_ms])? as u64;
+                }
+                None => {
+                    for head in all(c, q::CHAIN_HEADS_ALL, &[], chain_from)? {
+                        n += prune_chain(c, head.account_id, before_ms)?;
+                    }
+                    n += exec(c, q::PRUNE_UNCHAINED_ALL, &[&before_ms])? as u64;
+                }
+            }
+            Ok(n)
         })
         .await
     }

@@ -7,6 +7,7 @@ use tessera_core::store::*;
 
 struct Db {
     store: Arc<dyn Store>,
+    url: String,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -15,7 +16,7 @@ async fn open(backend: &str) -> Db {
         "sqlite" => {
             let tmp = tempfile::tempdir().expect("tmp");
             let url = format!("sqlite://{}", tmp.path().join("t.db").display());
-            Db { store: tessera_store::open(&url, 8, true).await.expect("open sqlite"), _tmp: Some(tmp) }
+            Db { store: tessera_store::open(&url, 8, true).await.expect("open sqlite"), url, _tmp: Some(tmp) }
         }
         _ => {
             let admin = std::env::var("TESSERA_TEST_PG_ADMIN_URL")
@@ -25,7 +26,8 @@ async fn open(backend: &str) -> Db {
             let name = format!("tessera_c_{}", hex::encode(rand::random::<[u8; 8]>()));
             sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create db");
             let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
-            Db { store: tessera_store::open(&format!("{base}/{name}"), 16, true).await.expect("open pg"), _tmp: None }
+            let url = format!("{base}/{name}");
+            Db { store: tessera_store::open(&url, 16, true).await.expect("open pg"), url, _tmp: None }
         }
     }
 }
@@ -43,6 +45,40 @@ macro_rules! conformance {
             }
         }
     };
+}
+
+/// The same, for tests that also reach the database behind the store's back.
+macro_rules! conformance_db {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$name(super::open("sqlite").await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::$name(super::open("postgres").await).await
+            }
+        }
+    };
+}
+
+/// The audit chain key of these tests.
+fn key() -> ChainKey {
+    ChainKey::from_bytes([7; 32])
+}
+
+/// Runs SQL on the database behind the store's back (an attacker with write access to it).
+async fn raw_sql(url: &str, sql: &str) {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let c = rusqlite::Connection::open(path).expect("open sqlite");
+        c.busy_timeout(std::time::Duration::from_secs(10)).expect("busy timeout");
+        c.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    } else {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(url).await.expect("connect");
+        sqlx::raw_sql(sql).execute(&mut c).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
 }
 
 async fn setup(s: &Arc<dyn Store>) -> (i64, i64) {
@@ -290,6 +326,201 @@ async fn delete_user_cascades(s: Arc<dyn Store>) {
 }
 conformance!(delete_user_cascades);
 
+/// The audit trail is append-only: deleting a user, even with `remove_related`, keeps their history.
+async fn delete_user_keeps_audit_history(s: Arc<dyn Store>) {
+    let (aid, uid) = setup(&s).await;
+    let row = AuditRow {
+        account_id: Some(aid),
+        account_name: "acct".into(),
+        op: "validate_user".into(),
+        username: "Alice".into(),
+        ..Default::default()
+    };
+    s.append_audit(&[row.clone(), row], &key()).await.expect("audit");
+    assert!(s.delete_user(aid, uid, "alice", true).await.expect("delete"));
+    let rows = s.list_audit(Some(aid), 10).await.expect("list");
+    assert_eq!(rows.len(), 2, "the user's audit rows stay");
+    let reports = tessera_core::service::audit::verify(&*s, &key(), Some(aid)).await.expect("verify");
+    assert_eq!((reports[0].rows, reports[0].fault.clone()), (2, None));
+}
+conformance!(delete_user_keeps_audit_history);
+
+/// Requests without an account are counted: one row per source address and minute, summed over
+/// calls (and so over nodes), outside the chains.
+async fn unauthenticated_rows_are_aggregated(s: Arc<dyn Store>) {
+    let (aid, _) = setup(&s).await;
+    let unauth = |source: &str, at_ms: i64, count: i64| AuditRow {
+        at_ms,
+        account_name: "nobody".into(),
+        op: "validate_user".into(),
+        code: 9000,
+        source: source.into(),
+        duration_us: 10 * count,
+        count,
+        ..Default::default()
+    };
+    s.append_audit(&[unauth("10.0.0.1", 120_000, 5), unauth("10.0.0.2", 120_001, 1)], &key()).await.expect("audit");
+    s.append_audit(&[unauth("10.0.0.1", 179_999, 7)], &key()).await.expect("audit");
+    s.append_audit(&[unauth("10.0.0.1", 180_000, 1)], &key()).await.expect("audit");
+    let mut rows: Vec<(String, i64, i64, i64, i64)> = s
+        .list_audit(None, 100)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|r| {
+            assert_eq!((r.account_id, r.seq, r.hash), (None, None, None), "aggregate rows stand outside the chains");
+            (r.source, r.at_ms, r.count, r.duration_us, r.code)
+        })
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![
+            ("10.0.0.1".to_string(), 120_000, 12, 120, 9000),
+            ("10.0.0.1".to_string(), 180_000, 1, 10, 9000),
+            ("10.0.0.2".to_string(), 120_001, 1, 10, 9000)
+        ]
+    );
+    let reports = tessera_core::service::audit::verify(&*s, &key(), None).await.expect("verify");
+    assert!(reports.iter().all(|r| r.fault.is_none()), "{reports:?}");
+    // Retention takes old aggregate rows too.
+    assert_eq!(s.prune_audit(None, 180_000).await.expect("prune"), 2);
+    assert_eq!(s.list_audit(None, 100).await.expect("list").len(), 1);
+    let _ = aid;
+}
+conformance!(unauthenticated_rows_are_aggregated);
+
+fn chained_row(aid: i64, i: i64) -> AuditRow {
+    AuditRow {
+        at_ms: 1_000 * i,
+        account_id: Some(aid),
+        account_name: "acct".into(),
+        op: "validate_oath_otp".into(),
+        username: format!("user{i}"),
+        psn: "P1".into(),
+        code: 9003,
+        source: "10.1.1.1".into(),
+        duration_us: i,
+        ..Default::default()
+    }
+}
+
+async fn verify_of(s: &Arc<dyn Store>, aid: i64) -> Option<tessera_core::audit_chain::Break> {
+    let reports = tessera_core::service::audit::verify(&**s, &key(), Some(aid)).await.expect("verify");
+    assert_eq!(reports.len(), 1);
+    reports[0].fault.clone()
+}
+
+/// The chain detects a row altered, removed or inserted through SQL, naming its id; retention
+/// keeps the rest verifiable and tampering after it is still detected.
+async fn audit_chain_detects_tampering(db: Db) {
+    use tessera_core::audit_chain::Break;
+    let s = db.store.clone();
+    let (aid, _) = setup(&s).await;
+    let other = s.create_account("other", b"h", 1).await.expect("account").id;
+    // Batches of both accounts and an aggregate row in between (it leaves a gap in the ids).
+    s.append_audit(&[chained_row(aid, 1), chained_row(other, 1), chained_row(aid, 2), chained_row(aid, 3)], &key()).await.expect("audit");
+    s.append_audit(&[AuditRow { at_ms: 3_500, source: "10.9.9.9".into(), code: 9000, ..Default::default() }], &key()).await.expect("audit");
+    s.append_audit(&(4..=8).map(|i| chained_row(aid, i)).collect::<Vec<_>>(), &key()).await.expect("audit");
+    s.append_audit(&[chained_row(other, 2)], &key()).await.expect("audit");
+    let rows = s.audit_rows_after(aid, 0, 100).await.expect("rows");
+    assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), (1..=8).map(Some).collect::<Vec<_>>());
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(verify_of(&s, aid).await, None);
+    assert_eq!(verify_of(&s, other).await, None);
+
+    // Altered (then put back).
+    raw_sql(&db.url, &format!("UPDATE audit SET code = 0 WHERE id = {}", ids[3])).await;
+    assert_eq!(verify_of(&s, aid).await, Some(Break::Altered { id: ids[3] }));
+    raw_sql(&db.url, &format!("UPDATE audit SET code = 9003 WHERE id = {}", ids[3])).await;
+    assert_eq!(verify_of(&s, aid).await, None);
+    raw_sql(&db.url, &format!("UPDATE audit SET username = 'someone' WHERE id = {}", ids[7])).await;
+    assert_eq!(verify_of(&s, aid).await, Some(Break::Altered { id: ids[7] }));
+    raw_sql(&db.url, &format!("UPDATE audit SET username = 'user8' WHERE id = {}", ids[7])).await;
+
+    // Removed: in the middle, and the last row (then put back).
+    for victim in [ids[4], ids[7]] {
+        raw_sql(&db.url, &format!("CREATE TABLE kept AS SELECT * FROM audit WHERE id = {victim}; DELETE FROM audit WHERE id = {victim}"))
+            .await;
+        assert_eq!(verify_of(&s, aid).await.map(|b| b.id()), Some(victim), "removed row {victim}");
+        raw_sql(&db.url, "INSERT INTO audit SELECT * FROM kept; DROP TABLE kept").await;
+        assert_eq!(verify_of(&s, aid).await, None);
+    }
+
+    // Inserted: in the gap left by the aggregate row, as a copy of a genuine row; and at the end.
+    let gap = s.list_audit(None, 100).await.expect("list").into_iter().find(|r| r.account_id.is_none()).expect("aggregate row").id;
+    assert!(ids[2] < gap && gap < ids[3]);
+    raw_sql(&db.url, &format!("DELETE FROM audit WHERE id = {gap}")).await;
+    let copy = |id: i64, from: i64| {
+        format!(
+            "INSERT INTO audit (id, at_ms, account_id, account_name, op, username, psn, code, source, duration_us, req_count, seq, prev_id, hash) \
+             SELECT {id}, at_ms, account_id, account_name, op, 'mallory', psn, 0, source, duration_us, req_count, seq, prev_id, hash FROM audit WHERE id = {from}"
+        )
+    };
+    raw_sql(&db.url, &copy(gap, ids[3])).await;
+    assert_eq!(verify_of(&s, aid).await, Some(Break::Inserted { id: gap }));
+    raw_sql(&db.url, &format!("DELETE FROM audit WHERE id = {gap}")).await;
+    assert_eq!(verify_of(&s, aid).await, None);
+    raw_sql(&db.url, &copy(1_000_000, ids[7])).await;
+    assert_eq!(verify_of(&s, aid).await, Some(Break::Inserted { id: 1_000_000 }));
+    raw_sql(&db.url, "DELETE FROM audit WHERE id = 1000000").await;
+    assert_eq!(verify_of(&s, aid).await, None);
+
+    // Retention: rows older than 4.5 s go (seq 1..4); the rest verifies, the other chain is untouched.
+    assert_eq!(s.prune_audit(Some(aid), 4_500).await.expect("prune"), 4);
+    let left = s.audit_rows_after(aid, 0, 100).await.expect("rows");
+    assert_eq!(left.iter().map(|r| r.id).collect::<Vec<_>>(), ids[4..].to_vec());
+    assert_eq!(verify_of(&s, aid).await, None);
+    assert_eq!(verify_of(&s, other).await, None);
+    let head = s.audit_chain_heads(Some(aid)).await.expect("heads").pop().expect("head");
+    assert_eq!((head.anchor_id, head.anchor_seq), (ids[3], 4));
+    // Appending after a prune continues the chain.
+    s.append_audit(&[chained_row(aid, 9)], &key()).await.expect("audit");
+    assert_eq!(verify_of(&s, aid).await, None);
+    // Tampering after the prune is still detected: the first remaining row removed, or altered.
+    raw_sql(&db.url, &format!("CREATE TABLE kept AS SELECT * FROM audit WHERE id = {0}; DELETE FROM audit WHERE id = {0}", ids[4])).await;
+    assert_eq!(verify_of(&s, aid).await.map(|b| b.id()), Some(ids[4]));
+    raw_sql(&db.url, "INSERT INTO audit SELECT * FROM kept; DROP TABLE kept").await;
+    raw_sql(&db.url, &format!("UPDATE audit SET at_ms = 1 WHERE id = {}", ids[5])).await;
+    assert_eq!(verify_of(&s, aid).await, Some(Break::Altered { id: ids[5] }));
+    // A pruned row put back is an inserted row.
+    raw_sql(&db.url, &format!("UPDATE audit SET at_ms = 6000 WHERE id = {}", ids[5])).await;
+    raw_sql(&db.url, &copy(ids[0], ids[4])).await;
+    assert_eq!(verify_of(&s, aid).await, Some(Break::Inserted { id: ids[0] }));
+    // Pruning everything leaves an empty, verifiable chain.
+    raw_sql(&db.url, &format!("DELETE FROM audit WHERE id = {}", ids[0])).await;
+    s.prune_audit(None, i64::MAX).await.expect("prune all");
+    assert_eq!(verify_of(&s, aid).await, None);
+    s.append_audit(&[chained_row(aid, 10)], &key()).await.expect("audit");
+    assert_eq!(verify_of(&s, aid).await, None);
+}
+conformance_db!(audit_chain_detects_tampering);
+
+/// Two nodes (two stores on one database) and many concurrent batches append to one account's
+/// chain: every row is chained once, in order, and the chain verifies.
+async fn audit_chain_under_concurrency(db: Db) {
+    let s = db.store.clone();
+    let (aid, _) = setup(&s).await;
+    let second = tessera_store::open(&db.url, 8, false).await.expect("second node");
+    let mut tasks = Vec::new();
+    for t in 0..16i64 {
+        let node = if t % 2 == 0 { s.clone() } else { second.clone() };
+        tasks.push(tokio::spawn(async move {
+            for b in 0..5i64 {
+                let rows: Vec<AuditRow> = (0..7).map(|i| chained_row(aid, t * 1000 + b * 10 + i)).collect();
+                node.append_audit(&rows, &key()).await.expect("audit");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let reports = tessera_core::service::audit::verify(&*s, &key(), Some(aid)).await.expect("verify");
+    assert_eq!((reports[0].rows, reports[0].head.head_seq, reports[0].fault.clone()), (16 * 5 * 7, 16 * 5 * 7, None));
+}
+conformance_db!(audit_chain_under_concurrency);
+
 /// Every column of every row type comes back as written, through each read that returns it.
 async fn every_field_round_trips(s: Arc<dyn Store>) {
     let a = s.create_account("full", b"key-hash", 11).await.expect("account");
@@ -383,13 +614,21 @@ async fn every_field_round_trips(s: Arc<dyn Store>) {
         code: 9003,
         source: "10.0.0.1".into(),
         duration_us: 15,
+        ..Default::default()
     };
-    s.append_audit(std::slice::from_ref(&row)).await.expect("audit");
+    s.append_audit(std::slice::from_ref(&row), &key()).await.expect("audit");
     let got = s.list_audit(Some(a.id), 1).await.expect("q").pop().expect("audit row");
     assert_eq!(
-        (got.at_ms, got.account_id, got.account_name, got.op, got.username, got.psn, got.code, got.source, got.duration_us),
-        (14, Some(a.id), row.account_name, row.op, row.username, row.psn, 9003, row.source, 15)
+        (got.at_ms, got.account_id, got.account_name, got.op, got.username, got.psn, got.code, got.source, got.duration_us, got.count),
+        (14, Some(a.id), row.account_name.clone(), row.op.clone(), row.username.clone(), row.psn.clone(), 9003, row.source.clone(), 15, 1)
     );
+    let mut chained = row.clone();
+    (chained.seq, chained.prev_id) = (Some(1), Some(0));
+    assert_eq!((got.seq, got.prev_id), (Some(1), Some(0)));
+    assert_eq!(got.hash, Some(key().link(&tessera_core::audit_chain::GENESIS, &chained)));
+    let heads = s.audit_chain_heads(Some(a.id)).await.expect("heads");
+    assert_eq!(heads.len(), 1);
+    assert_eq!((heads[0].head_id, heads[0].head_seq, Some(heads[0].head_hash.clone())), (got.id, 1, got.hash.clone()));
     let m = OutboxRow {
         id: 0,
         account_id: a.id,
@@ -441,7 +680,7 @@ async fn audit_rows_in_bulk(s: Arc<dyn Store>) {
             ..Default::default()
         })
         .collect();
-    s.append_audit(&rows).await.expect("audit");
+    s.append_audit(&rows, &key()).await.expect("audit");
     let listed = s.list_audit(Some(aid), 1000).await.expect("list");
     assert_eq!(listed.len(), 150);
     for (got, i) in listed.iter().zip((0..150).rev()) {
@@ -535,10 +774,14 @@ async fn sqlite_wal_stays_bounded_under_load() {
     let rows = vec![row; 200];
     let (mut written, mut max_wal) = (0u64, 0u64);
     let started = std::time::Instant::now();
-    while started.elapsed() < std::time::Duration::from_secs(3) {
-        s.append_audit(&rows).await.expect("audit");
+    // At least 3 s, and on a loaded machine up to 8 s until 16 MB were written (the WAL's high-water mark
+    // comes from the slowest checkpoint interval, what was written from the whole run).
+    let secs = |n| std::time::Duration::from_secs(n);
+    while started.elapsed() < secs(3) || (written < 16 << 20 && started.elapsed() < secs(8)) {
+        s.append_audit(&rows, &key()).await.expect("audit");
         assert!(s.account_by_name("acct").await.expect("read").is_some());
-        written += rows.len() as u64 * 150;
+        // about 190 bytes per row: the texts, the integers and the 32-byte chain hash
+        written += rows.len() as u64 * 190;
         max_wal = max_wal.max(std::fs::metadata(format!("{}-wal", path.display())).map(|m| m.len()).unwrap_or(0));
     }
     eprintln!("wrote ~{} MB of audit rows; largest WAL {} MB", written >> 20, max_wal >> 20);

@@ -427,7 +427,7 @@ async fn send_oath_otp(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
         expires_at,
         used: false,
     };
-    let row = pending_message(caller, channel, to, msg, now, expires_at);
+    let row = pending_message(svc, caller, channel, to, msg, now, expires_at);
     let window_start = now - svc.settings.otp.send_window_seconds.max(0);
     let Some((_code_id, outbox_id)) = svc.store.enqueue_code(&sent, &row, window_start, svc.settings.otp.send_limit).await? else {
         return Err(ApiError::new(
@@ -458,13 +458,14 @@ fn clip(s: &str) -> String {
 /// `notificationMethod`, 0 = none, 1 = email, 2 = sms. A missing or unusable address is 9103; any
 /// other method is 9103 on `notificationMethod`. Does not wait for the provider.
 /// An outbox row due now.
-fn pending_message(caller: &Caller, channel: Channel, to: String, msg: Composed, now: i64, expires_at: i64) -> OutboxRow {
+/// Its body (which may carry a passcode) is sealed under the master key until it is delivered.
+fn pending_message(svc: &Service, caller: &Caller, channel: Channel, to: String, msg: Composed, now: i64, expires_at: i64) -> OutboxRow {
     OutboxRow {
         id: 0,
         account_id: caller.account_id(),
         channel: channel.as_str().to_string(),
+        body: svc.master_key.seal_message(caller.account_id(), channel.as_str(), &to, &msg.body),
         recipient: to,
-        body: msg.body,
         subject: msg.subject,
         attempts: 0,
         next_attempt_at: now,
@@ -511,7 +512,7 @@ pub async fn send_welcome(svc: &Service, caller: &Caller, user: &UserRow, method
     let now = svc.now();
     let vars = MessageVars { code: None, minutes: 0, account: &caller.account.name, username: &user.username };
     let msg = compose(svc, channel, MessageKind::Welcome, &vars);
-    let row = pending_message(caller, channel, to, msg, now, now + WELCOME_LIFETIME_SECONDS);
+    let row = pending_message(svc, caller, channel, to, msg, now, now + WELCOME_LIFETIME_SECONDS);
     let id = svc.store.enqueue_message(&row).await?;
     if let Some(d) = &svc.dispatcher {
         let d: Arc<dyn Dispatcher> = d.clone();

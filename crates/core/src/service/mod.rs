@@ -230,6 +230,7 @@ impl Service {
                 code: outcome.code(),
                 source: clip(&ctx.source),
                 duration_us: started.elapsed().as_micros() as i64,
+                ..AuditRow::default()
             })
             .await;
         outcome

@@ -25,6 +25,8 @@ pub struct Providers {
     voice: ChannelRuntime,
     email: ChannelRuntime,
     accounts: Mutex<HashMap<i64, String>>,
+    /// Opens the sealed message bodies of the outbox (None: bodies are read as they are stored).
+    master_key: Option<tessera_core::crypto::MasterKey>,
 }
 
 impl std::fmt::Debug for Providers {
@@ -70,7 +72,24 @@ impl Providers {
             voice: make(Channel::Voice)?,
             email: make(Channel::Email)?,
             accounts: Mutex::new(HashMap::new()),
+            master_key: None,
         })
+    }
+
+    /// The master key under which the service seals message bodies in the outbox.
+    pub fn with_master_key(mut self, key: tessera_core::crypto::MasterKey) -> Self {
+        self.master_key = Some(key);
+        self
+    }
+
+    /// The clear text of a stored message body: a sealed body is opened with the master key; a
+    /// body stored in clear (written before bodies were sealed) is used as it is. `None` when a
+    /// sealed body cannot be opened (no key, another key, or not sealed for this message).
+    pub fn open_body(&self, row: &tessera_core::store::OutboxRow) -> Option<zeroize::Zeroizing<String>> {
+        if !row.body.starts_with(tessera_core::crypto::SEALED_MESSAGE_PREFIX) {
+            return Some(zeroize::Zeroizing::new(row.body.clone()));
+        }
+        self.master_key.as_ref()?.open_message(row.account_id, &row.channel, &row.recipient, &row.body)
     }
 
     /// Replaces a channel's provider (tests).

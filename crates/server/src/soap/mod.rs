@@ -95,7 +95,8 @@ pub async fn handle(
 }
 
 /// Parses the envelope, finds the operation, checks the SOAPAction and maps the parameters.
-fn dispatch(headers: &HeaderMap, bytes: &[u8]) -> Result<(&'static ops::Operation, Params), Fault> {
+/// Public for the fuzz targets (`fuzz/`).
+pub fn dispatch(headers: &HeaderMap, bytes: &[u8]) -> Result<(&'static ops::Operation, Params), Fault> {
     let request = xml::parse_request(bytes)?;
     let op = match ops::lookup(&request.operation) {
         Some(op) if request.namespace == ops::TNS => op,

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tessera_core::service::Clock;
 use tokio::net::TcpListener;
 
 /// How the fake provider answers.
@@ -358,6 +359,44 @@ async fn undelivered_messages_stop_when_the_code_expires(b: Backend) {
     assert!(hook.attempts() <= tried + 1, "no attempts after expiry: {} then {}", tried, hook.attempts());
 }
 api_test!(undelivered_messages_stop_when_the_code_expires);
+
+/// A passcode waiting in the outbox for a retry is stored sealed under the master key (the code is
+/// not in the stored text), and the text is erased once delivered, or once expired.
+async fn outbox_passcodes_are_sealed_and_erased(b: Backend) {
+    let hook = Hook::start().await;
+    hook.set(Mode::Status(503));
+    let app = app_with_hook(b, &hook).await;
+    add_user(&app, "u").await;
+    let store = app.state.service.store.clone();
+    // Delivered after a retry.
+    assert_code(&send(&app, "u", json!("sms")).await, 0);
+    let first = hook.attempts.lock().expect("lock").first().cloned().expect("a first attempt");
+    let code = code_in(first["message"].as_str().unwrap_or_default());
+    assert_eq!(code.len(), 6);
+    let waiting = store.outbox_by_id(1).await.expect("q").expect("the message waits in the outbox");
+    assert_eq!(waiting.state, "pending");
+    assert!(!waiting.body.contains(&code), "the code is in the outbox in clear: {:?}", waiting.body);
+    assert!(waiting.body.starts_with(tessera_core::crypto::SEALED_MESSAGE_PREFIX), "{:?}", waiting.body);
+    assert!(!waiting.body.contains("Your code"), "the message text is sealed too");
+    hook.set(Mode::Accept);
+    let got = hook.wait_delivered(1, 15).await;
+    assert_eq!(code_in(got[0]["message"].as_str().unwrap_or_default()), code, "the sealed message is delivered intact");
+    let sent = store.outbox_by_id(1).await.expect("q").expect("row");
+    assert_eq!((sent.state.as_str(), sent.body.as_str()), ("sent", ""));
+
+    // Never delivered: once the code expires the text is erased, by the worker or by the purge.
+    hook.set(Mode::Status(503));
+    assert_code(&send(&app, "u", json!("email")).await, 0);
+    let waiting = store.outbox_by_id(2).await.expect("q").expect("second message");
+    assert!(waiting.body.starts_with(tessera_core::crypto::SEALED_MESSAGE_PREFIX));
+    assert!(store.purge_expired(app.clock.now()).await.is_ok());
+    assert!(!store.outbox_by_id(2).await.expect("q").expect("row").body.is_empty(), "an unexpired message keeps its text");
+    app.clock.advance_secs(301);
+    assert!(store.purge_expired(app.clock.now()).await.is_ok());
+    let expired = store.outbox_by_id(2).await.expect("q").expect("row");
+    assert_eq!(expired.body, "", "an expired message keeps no text");
+}
+api_test!(outbox_passcodes_are_sealed_and_erased);
 
 async fn welcome_notifications(b: Backend) {
     let hook = Hook::start().await;

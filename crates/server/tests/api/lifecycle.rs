@@ -2,6 +2,7 @@
 
 use crate::helpers::{assert_code, spawn_app, Backend};
 use serde_json::{json, Value};
+use tessera_core::service::Clock;
 
 async fn data_survives_a_restart(b: Backend) {
     let app = spawn_app(b).await;
@@ -26,34 +27,79 @@ async fn every_request_is_audited_without_secrets(b: Backend) {
     app.stop().await; // flushes the audit writer
     let rows = store.list_audit(None, 100).await.expect("audit");
     assert_eq!(rows.len(), 3, "{rows:?}");
-    let ops: Vec<(&str, i64)> = rows.iter().rev().map(|r| (r.op.as_str(), r.code)).collect();
-    assert_eq!(ops, vec![("add_user", 0), ("validate_user", 9001), ("find_user", 9000)]);
+    let own = store.list_audit(Some(account_id), 100).await.expect("audit");
+    let ops: Vec<(&str, i64)> = own.iter().rev().map(|r| (r.op.as_str(), r.code)).collect();
+    assert_eq!(ops, vec![("add_user", 0), ("validate_user", 9001)]);
     assert!(rows.iter().all(|r| r.username == "aud" && r.source == "127.0.0.1"));
-    assert_eq!(rows[2].account_id, Some(account_id));
-    assert_eq!(rows[0].account_id, None, "a failed account login is not attributed");
+    let failed: Vec<_> = rows.iter().filter(|r| r.account_id.is_none()).collect();
+    assert_eq!(failed.len(), 1, "a failed account login is not attributed");
+    assert_eq!((failed[0].op.as_str(), failed[0].code, failed[0].count), ("find_user", 9000, 1));
     let dump = format!("{rows:?}");
     assert!(!dump.contains("TopSecretPw1") && !dump.contains("WrongPw2") && !dump.contains("bad-key"));
-    let own = store.list_audit(Some(account_id), 100).await.expect("audit");
-    assert_eq!(own.len(), 2);
 }
 api_test!(every_request_is_audited_without_secrets);
 
-async fn delete_with_remove_related_drops_audit(b: Backend) {
+/// Requests with a wrong account key are counted in one row per source address and minute, not
+/// one row each; fields copied into audit rows are capped.
+async fn unauthenticated_requests_are_audited_in_aggregate(b: Backend) {
     let mut app = spawn_app(b).await;
-    assert_code(&app.call("add_user", json!({"username": "gone"})).await, 0);
-    assert_code(&app.call("add_user", json!({"username": "kept"})).await, 0);
-    // let the audit writer catch up before deleting
+    let long = "x".repeat(10_000);
+    let started_minute = app.clock.now_ms() / 60_000;
+    let mut sent = 0;
+    for i in 0..60 {
+        let r = app.call_as(&format!("{long}{i}"), &format!("wrong-{i}"), "find_user", json!({"username": long})).await;
+        assert_code(&r, 9000);
+        sent += 1;
+        if i % 20 == 0 {
+            // let some rows reach the database before the next ones (several writes add up)
+            tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+        }
+    }
+    // an authenticated request with an over-long username (refused, and audited with the name cut)
+    assert_code(&app.call("find_user", json!({"username": long})).await, 9103);
+    let store = app.state.service.store.clone();
+    let ended_minute = app.clock.now_ms() / 60_000;
+    app.stop().await;
+    let rows = store.list_audit(None, 1000).await.expect("audit");
+    let unauth: Vec<_> = rows.iter().filter(|r| r.account_id.is_none()).collect();
+    let minutes = (ended_minute - started_minute + 1) as usize;
+    assert!(!unauth.is_empty() && unauth.len() <= minutes, "one row per source and minute, not one per request: {}", unauth.len());
+    assert_eq!(unauth.iter().map(|r| r.count).sum::<i64>(), sent);
+    assert!(unauth.iter().all(|r| r.source == "127.0.0.1" && r.code == 9000));
+    assert_eq!(rows.len(), unauth.len() + 1);
+    for r in &rows {
+        for field in [&r.account_name, &r.op, &r.username, &r.psn, &r.source] {
+            assert!(field.chars().count() <= 128, "an audit field of {} characters", field.chars().count());
+        }
+    }
+    assert_eq!(rows.iter().find(|r| r.account_id.is_some()).map(|r| r.username.len()), Some(128));
+}
+api_test!(unauthenticated_requests_are_audited_in_aggregate);
+
+/// The trail is append-only: `delete_user` with `removeRelated` removes the user's devices and
+/// sessions, never their audit rows, and the chain still verifies.
+async fn delete_with_remove_related_keeps_audit(b: Backend) {
+    let mut app = spawn_app(b).await;
+    assert_code(&app.call("add_user", json!({"username": "gone", "pw": "pw-gone-1"})).await, 0);
+    assert_code(&app.call("add_oath_device", json!({"username": "gone"})).await, 0);
+    assert_code(&app.call("validate_user", json!({"username": "gone", "pw": "pw-gone-1"})).await, 0);
+    let token = app.call("create_session_token", json!({"username": "gone"})).await["sessionTokenId"].as_str().unwrap_or("").to_string();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_code(&app.call("delete_user", json!({"username": "GONE", "removeRelated": true})).await, 0);
+    assert_code(&app.call("is_session_token_valid", json!({"sessionTokenId": token})).await, 9107);
     let store = app.state.service.store.clone();
+    let account_id = store.account_by_name(&app.account).await.expect("q").expect("account").id;
+    assert!(store.account_devices(account_id, 10).await.expect("devices").is_empty(), "the user's device went");
+    let key = app.state.service.master_key.audit_chain_key();
     app.stop().await;
     let rows = store.list_audit(None, 100).await.expect("audit");
     let users: Vec<&str> = rows.iter().map(|r| r.username.as_str()).collect();
-    assert_eq!(users.iter().filter(|u| **u == "gone").count(), 0, "{users:?}");
-    assert_eq!(users.iter().filter(|u| **u == "GONE").count(), 1, "the delete itself is recorded after the purge");
-    assert_eq!(users.iter().filter(|u| **u == "kept").count(), 1);
+    assert_eq!(users.iter().filter(|u| **u == "gone").count(), 4, "the user's history stays: {users:?}");
+    assert_eq!(users.iter().filter(|u| **u == "GONE").count(), 1);
+    let reports = tessera_core::service::audit::verify(&*store, &key, Some(account_id)).await.expect("verify");
+    assert_eq!((reports[0].rows, reports[0].fault.clone()), (rows.len() as u64, None));
 }
-api_test!(delete_with_remove_related_drops_audit);
+api_test!(delete_with_remove_related_keeps_audit);
 
 async fn ops_routes(b: Backend) {
     let app = spawn_app(b).await;
