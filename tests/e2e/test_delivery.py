@@ -1,4 +1,4 @@
-"""Passcode delivery (decisions §6) against real protocol peers on loopback.
+"""Passcode delivery (docs/api.md) against real protocol peers on loopback.
 
 - email: a real SMTP server (aiosmtpd) receives the message; the code in it validates once.
 - sms / voice: an HTTP server speaking Twilio's API shape (path, basic auth, form fields, TwiML that says the

@@ -1,4 +1,4 @@
-"""Hardware tokens imported by the operator's CLI (decisions §5) validate over the API once assigned.
+"""Hardware tokens imported by the operator's CLI (docs/api.md) validate over the API once assigned.
 
 A CSV seed file with the RFC 4226 test seed is imported into the running server's account with `tessera device
 import`, bound to a user with `assign_device`, and the RFC 4226 Appendix D reference codes validate in order.

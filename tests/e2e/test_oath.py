@@ -1,4 +1,4 @@
-"""OATH devices and OTP validation against independent implementations (decisions §5).
+"""OATH devices and OTP validation against independent implementations (docs/api.md).
 
 Codes come from `oathtool` (OATH Toolkit) and `pyotp`, never from Tessera's own code: a server that computed codes
 the way only it does would fail here. `get_oath_device_qrcode` must hand out an `otpauth://` URI that pyotp reads

@@ -19,7 +19,7 @@ use tessera_core::store::DeviceRow;
 use tessera_server::app;
 use zeroize::Zeroizing;
 
-/// deviceType of an OATH hardware token (decisions §5).
+/// deviceType of an OATH hardware token (docs/api.md).
 const HARDWARE_TOKEN: i64 = 14;
 const OTP_HOTP: i64 = 1;
 const OTP_TOTP: i64 = 2;

@@ -1,5 +1,5 @@
 //! Hardware-token seed files: PSKC (RFC 6030) and CSV, parsed into [`ImportedToken`]s for the
-//! operator's `tessera device import` (decisions §5).
+//! operator's `tessera device import` (docs/api.md).
 //!
 //! Pure: no I/O, no clock, no store. The caller reads the file, calls [`parse`], checks the psns
 //! against the account, seals the seeds and inserts everything in one transaction.

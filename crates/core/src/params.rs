@@ -8,7 +8,7 @@ use crate::error::ApiError;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-/// Field aliases (alias, canonical name), decisions §2.
+/// Field aliases (alias, canonical name), docs/api.md.
 pub const FIELD_ALIASES: &[(&str, &str)] =
     &[("code", "otp"), ("printedSerialNumber", "psn"), ("appId:", "appId"), ("password", "pw"), ("OtpType", "otpType")];
 

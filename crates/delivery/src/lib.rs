@@ -1,6 +1,6 @@
 //! Passcode and notification delivery: the providers (SMTP, Twilio-compatible REST, a generic JSON
 //! webhook, and the development-only `log` provider), the per-channel templates, and the outbox
-//! worker that sends what `send_oath_otp` queued (decisions §6).
+//! worker that sends what `send_oath_otp` queued (docs/api.md).
 //!
 //! Configuration comes from the `[delivery]` section of the settings (raw, as
 //! `Settings::delivery`):

@@ -1,5 +1,5 @@
 //! Operator actions on accounts (tenants), used by the CLI and at first start. Not reachable over
-//! the API (decisions §3).
+//! the API (docs/api.md).
 
 use crate::crypto;
 use crate::error::StoreError;

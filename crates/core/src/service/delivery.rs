@@ -1,4 +1,4 @@
-//! Sending passcodes and notifications by SMS, voice and email (decisions §6).
+//! Sending passcodes and notifications by SMS, voice and email (docs/api.md).
 //!
 //! `send_oath_otp` generates a fresh random code, stores only its keyed hash (see
 //! [`crate::crypto::MasterKey::sent_code_hash`]) and writes the code's record and its message to the

@@ -1,4 +1,4 @@
-//! OATH devices and OTP validation (decisions §5).
+//! OATH devices and OTP validation (docs/api.md).
 //!
 //! Device management (`add_oath_device`, `add_oath_account`, `find_device`, `assign_device`,
 //! `unassign_device`, `delete_device`, `enable_device`, `disable_device`), activation and

@@ -1,4 +1,4 @@
-//! Codes sent by SMS / voice / email, as seen by `validate_oath_otp` (decisions §6).
+//! Codes sent by SMS / voice / email, as seen by `validate_oath_otp` (docs/api.md).
 //!
 //! A sent code is stored only as a keyed hash ([`crate::crypto::MasterKey::sent_code_hash`]); the
 //! candidate is hashed the same way and compared in constant time with the user's recent codes.

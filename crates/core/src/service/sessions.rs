@@ -1,4 +1,4 @@
-//! Session tokens (decisions §9): 256-bit random, stored only as a SHA-256 hash, valid on every node.
+//! Session tokens (docs/api.md): 256-bit random, stored only as a SHA-256 hash, valid on every node.
 
 use super::users::{read_username, username_key, verify_password};
 use super::{Caller, OpResult, Service};

@@ -1,4 +1,4 @@
-//! FIDO U2F (decisions §7): device records, registration (`pre_enroll` → `enroll`),
+//! FIDO U2F (docs/api.md): device records, registration (`pre_enroll` → `enroll`),
 //! authentication (`pre_sign` → `sign`) and key removal.
 //!
 //! A key lives in a device row (deviceType 12, otpType 8) holding its key handle, public key,
@@ -29,7 +29,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 use tessera_u2f::{self as u2f, U2fError};
 
-/// deviceType of a FIDO U2F key (decisions §5).
+/// deviceType of a FIDO U2F key (docs/api.md).
 pub const DEVICE_TYPE_U2F: i64 = 12;
 /// otpType of a FIDO U2F key.
 pub const OTP_TYPE_U2F: i64 = 8;

@@ -1,4 +1,4 @@
-//! Users: add, update, delete, find, search and first-factor validation (decisions §8).
+//! Users: add, update, delete, find, search and first-factor validation (docs/api.md).
 
 use super::{Caller, OpResult, Service};
 use crate::catalog::{f, FieldSpec, Group, Kind::*, OpSpec};

@@ -1,5 +1,5 @@
 //! THE one description of the SOAP operations: every WCF method of the SurePassID service
-//! (surepassid-api.md §3–§6), the JSON `type` it calls, how each WCF parameter maps to the
+//! (docs/api.md, "SOAP"), the JSON `type` it calls, how each WCF parameter maps to the
 //! canonical JSON field, and the data contract its result is rendered as.
 //!
 //! The WSDL ([`super::wsdl`]), the request mapping and the result rendering ([`super::xml`]) are
@@ -159,7 +159,7 @@ const SESSION_TOKEN_ID: Param = p("sessionTokenId", "sessionTokenId", Xsd::Strin
 const B64_SESSION_ID: Param = p("b64SessionId", "sessionId", Xsd::String);
 const B64_CLIENT_DATA: Param = p("b64ClientData", "clientData", Xsd::String);
 
-/// SendOTP's `deliveryMethod` (short): 0 = sms, 1 = email, 2 = voice (decisions §6).
+/// SendOTP's `deliveryMethod` (short): 0 = sms, 1 = email, 2 = voice (docs/api.md).
 const DELIVERY_METHOD: Param =
     Param { name: "deliveryMethod", json: "deliveryMethod", xsd: Xsd::Short, values: &[("0", "sms"), ("1", "email"), ("2", "voice")] };
 

@@ -1,4 +1,4 @@
-//! Sending passcodes (decisions §6): every channel through a webhook provider pointed at a listener
+//! Sending passcodes (docs/api.md): every channel through a webhook provider pointed at a listener
 //! started by the test, the received code validating once and only for its user, expiry, the send
 //! limit, permanent refusals, and a provider that is down, failing or slow.
 

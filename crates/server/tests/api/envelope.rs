@@ -1,4 +1,4 @@
-//! The envelope and lenient parsing (decisions §1, §2), and bad input of every kind.
+//! The envelope and lenient parsing (docs/api.md), and bad input of every kind.
 
 use crate::helpers::{assert_code, spawn_app, Backend};
 use serde_json::json;

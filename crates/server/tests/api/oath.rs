@@ -1,4 +1,4 @@
-//! OATH devices and OTP validation (decisions §5): device management, HOTP/TOTP validation with
+//! OATH devices and OTP validation (docs/api.md): device management, HOTP/TOTP validation with
 //! replay protection and lockout, activation / resync, QR provisioning, account isolation, a
 //! concurrency race and the at-rest encryption of seeds. Codes are computed with `tessera-otp`.
 

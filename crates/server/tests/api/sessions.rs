@@ -1,4 +1,4 @@
-//! Session tokens (decisions §9).
+//! Session tokens (docs/api.md).
 
 use crate::helpers::{assert_code, spawn_app, Backend};
 use serde_json::json;

@@ -1,4 +1,4 @@
-//! FIDO U2F (decisions §7): device records, pre_enroll → enroll, pre_sign → sign, clone detection,
+//! FIDO U2F (docs/api.md): device records, pre_enroll → enroll, pre_sign → sign, clone detection,
 //! ceremony scoping and key removal, over HTTP on both backends.
 //!
 //! The authenticator is simulated here: it attests with the official FIDO example attestation key

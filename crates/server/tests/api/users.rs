@@ -1,4 +1,4 @@
-//! Users: add, update, delete, find, search, validate (decisions §8).
+//! Users: add, update, delete, find, search, validate (docs/api.md).
 
 use crate::helpers::{assert_code, spawn_app, Backend};
 use serde_json::json;
