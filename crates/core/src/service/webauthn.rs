@@ -372,10 +372,11 @@ async fn pre_enroll(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
 
 async fn enroll(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
     let session_id = p.str("sessionId")?;
+    // A username that names nobody is 9001 before anything else is looked at (docs/api.md).
+    let named = named_user(svc, caller, p).await?;
     let cred = wa::parse_registration_response(&read_credential(p)?).map_err(wa_error)?;
     wa::check_registration_structure(&cred.attestation_object).map_err(wa_error)?;
     let key_name = read_text(p, "securityKeyName", MAX_KEY_NAME)?;
-    let named = named_user(svc, caller, p).await?;
 
     let (session, state) = consume(svc, caller, KIND_REGISTER, &session_id, named.as_ref()).await?;
     let user_id = session.user_id.ok_or_else(session_invalid)?;
@@ -447,9 +448,9 @@ fn default_key_name(devices: &[DeviceRow]) -> String {
 // authentication
 
 async fn pre_sign(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
+    let user = named_user(svc, caller, p).await?;
     let rp_id = read_rp_id(p)?;
     let uv = read_requirement(p, "userVerification")?;
-    let user = named_user(svc, caller, p).await?;
     let psn = p.opt_str("psn")?;
     let mut state = State { uv: uv.clone(), ..Default::default() };
     let mut allow = Vec::new();
