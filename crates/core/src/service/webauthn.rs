@@ -496,10 +496,11 @@ async fn pre_sign(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
 
 async fn sign(svc: &Service, caller: &Caller, p: &Params) -> OpResult {
     let session_id = p.str("sessionId")?;
+    // A username that names nobody is 9001 before anything else is looked at (docs/api.md).
+    let named = named_user(svc, caller, p).await?;
     let cred = wa::parse_authentication_response(&read_credential(p)?).map_err(wa_error)?;
     // The authenticator data must at least parse before the session is used up.
     wa::parse_authenticator_data(&cred.authenticator_data).map_err(wa_error)?;
-    let named = named_user(svc, caller, p).await?;
 
     let (session, state) = consume(svc, caller, KIND_SIGN, &session_id, named.as_ref()).await?;
     check_client(svc, caller, &cred.client_data_json, wa::TYPE_GET, &session).await?;
