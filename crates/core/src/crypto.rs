@@ -165,29 +165,37 @@ impl MasterKey {
         Aes256Gcm::new_from_slice(&*self.0).expect("key is 32 bytes")
     }
 
-    /// Encrypts a seed bound to `account_id` and the device's `psn`: nonce(12) ‖ ciphertext+tag.
-    pub fn seal_seed(&self, account_id: i64, psn: &str, seed: &[u8]) -> Vec<u8> {
+    /// AES-256-GCM under the master key with `aad` authenticated: nonce(12) ‖ ciphertext+tag.
+    fn seal(&self, aad: &[u8], msg: &[u8]) -> Vec<u8> {
         let mut nonce_bytes = [0u8; 12];
         OsRng.fill_bytes(&mut nonce_bytes);
-        let aad = seed_aad(account_id, psn);
         let ct = self
             .cipher()
-            .encrypt(&Nonce::from(nonce_bytes), Payload { msg: seed, aad: &aad })
-            .expect("AES-GCM encryption of a short seed cannot fail");
+            .encrypt(&Nonce::from(nonce_bytes), Payload { msg, aad })
+            .expect("AES-GCM encryption of an in-memory buffer cannot fail");
         let mut out = nonce_bytes.to_vec();
         out.extend_from_slice(&ct);
         out
     }
 
-    /// Decrypts a sealed seed; `None` if it was not sealed for this account and device or under this key.
-    pub fn open_seed(&self, account_id: i64, psn: &str, sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    /// Opens what [`Self::seal`] sealed with the same `aad`; `None` otherwise (or under another key).
+    fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
         if sealed.len() < 12 + 16 {
             return None;
         }
         let (nonce, ct) = sealed.split_at(12);
         let nonce: [u8; 12] = nonce.try_into().ok()?;
-        let aad = seed_aad(account_id, psn);
-        self.cipher().decrypt(&Nonce::from(nonce), Payload { msg: ct, aad: &aad }).ok().map(Zeroizing::new)
+        self.cipher().decrypt(&Nonce::from(nonce), Payload { msg: ct, aad }).ok()
+    }
+
+    /// Encrypts a seed bound to `account_id` and the device's `psn`: nonce(12) ‖ ciphertext+tag.
+    pub fn seal_seed(&self, account_id: i64, psn: &str, seed: &[u8]) -> Vec<u8> {
+        self.seal(&seed_aad(account_id, psn), seed)
+    }
+
+    /// Decrypts a sealed seed; `None` if it was not sealed for this account and device or under this key.
+    pub fn open_seed(&self, account_id: i64, psn: &str, sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        self.open(&seed_aad(account_id, psn), sealed).map(Zeroizing::new)
     }
 }
 
@@ -195,27 +203,12 @@ impl MasterKey {
     /// Encrypts a secret that must be recovered later (e.g. a RADIUS shared secret), bound to
     /// `context` (authenticated, not encrypted): nonce(12) ‖ ciphertext+tag, like [`Self::seal_seed`].
     pub fn seal_bound(&self, context: &str, secret: &[u8]) -> Vec<u8> {
-        let mut nonce_bytes = [0u8; 12];
-        OsRng.fill_bytes(&mut nonce_bytes);
-        let aad = bound_aad(context);
-        let ct = self
-            .cipher()
-            .encrypt(&Nonce::from(nonce_bytes), Payload { msg: secret, aad: &aad })
-            .expect("AES-GCM encryption of a short secret cannot fail");
-        let mut out = nonce_bytes.to_vec();
-        out.extend_from_slice(&ct);
-        out
+        self.seal(&bound_aad(context), secret)
     }
 
     /// Decrypts what [`Self::seal_bound`] sealed; `None` for another context or another key.
     pub fn open_bound(&self, context: &str, sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-        if sealed.len() < 12 + 16 {
-            return None;
-        }
-        let (nonce, ct) = sealed.split_at(12);
-        let nonce: [u8; 12] = nonce.try_into().ok()?;
-        let aad = bound_aad(context);
-        self.cipher().decrypt(&Nonce::from(nonce), Payload { msg: ct, aad: &aad }).ok().map(Zeroizing::new)
+        self.open(&bound_aad(context), sealed).map(Zeroizing::new)
     }
 }
 
@@ -231,16 +224,8 @@ impl MasterKey {
     /// Encrypts an outbox message body (it may carry a passcode) bound to its account, channel and
     /// recipient: [`SEALED_MESSAGE_PREFIX`] + base64(nonce(12) ‖ ciphertext+tag).
     pub fn seal_message(&self, account_id: i64, channel: &str, recipient: &str, body: &str) -> String {
-        let mut nonce_bytes = [0u8; 12];
-        OsRng.fill_bytes(&mut nonce_bytes);
-        let aad = message_aad(account_id, channel, recipient);
-        let ct = self
-            .cipher()
-            .encrypt(&Nonce::from(nonce_bytes), Payload { msg: body.as_bytes(), aad: &aad })
-            .expect("AES-GCM encryption of a message cannot fail");
-        let mut out = nonce_bytes.to_vec();
-        out.extend_from_slice(&ct);
-        format!("{SEALED_MESSAGE_PREFIX}{}", STANDARD.encode(out))
+        let sealed = self.seal(&message_aad(account_id, channel, recipient), body.as_bytes());
+        format!("{SEALED_MESSAGE_PREFIX}{}", STANDARD.encode(sealed))
     }
 
     /// Opens a body sealed by [`MasterKey::seal_message`] (a body without the prefix is returned as
@@ -250,13 +235,7 @@ impl MasterKey {
             return Some(Zeroizing::new(stored.to_string()));
         };
         let sealed = STANDARD.decode(b64).ok()?;
-        if sealed.len() < 12 + 16 {
-            return None;
-        }
-        let (nonce, ct) = sealed.split_at(12);
-        let nonce: [u8; 12] = nonce.try_into().ok()?;
-        let aad = message_aad(account_id, channel, recipient);
-        let clear = self.cipher().decrypt(&Nonce::from(nonce), Payload { msg: ct, aad: &aad }).ok()?;
+        let clear = self.open(&message_aad(account_id, channel, recipient), &sealed)?;
         String::from_utf8(clear).ok().map(Zeroizing::new)
     }
 }

@@ -213,27 +213,8 @@ impl Service {
                 }
             }
         };
-        let reply_type = match op.and_then(|o| o.reply_type) {
-            Some(fixed) => fixed.to_string(),
-            None => sent_type.clone(),
-        };
-        let outcome = Outcome { reply_type, result, ok_message: op.map(|o| o.ok_message).unwrap_or("OK"), op };
-        self.audit
-            .record(AuditRow {
-                id: 0,
-                at_ms: self.clock.now_ms(),
-                account_id,
-                account_name: clip(account_name.as_deref().unwrap_or("")),
-                op: clip(op.map(|o| o.name).unwrap_or(&sent_type)),
-                username: clip(&params.opt_str("username").ok().flatten().unwrap_or_default()),
-                psn: clip(&params.opt_str("psn").ok().flatten().unwrap_or_default()),
-                code: outcome.code(),
-                source: clip(&ctx.source),
-                duration_us: started.elapsed().as_micros() as i64,
-                ..AuditRow::default()
-            })
-            .await;
-        outcome
+        let audited = Audited { account_id, account_name: account_name.as_deref().unwrap_or(""), started };
+        self.finish(op, &sent_type, result, &params, ctx, audited).await
     }
 
     /// The account named `name` as a caller, if it exists and is enabled, for front doors that
@@ -252,23 +233,37 @@ impl Service {
             Some(op) => self.run(op, caller, &params).await,
             None => Err(ApiError::new(code::UNKNOWN_TYPE, format!("unknown type [{}]", crate::error::display_name(type_name)))),
         };
+        let audited = Audited { account_id: Some(caller.account_id()), account_name: &caller.account.name, started };
+        self.finish(op, type_name, result, &params, ctx, audited).await
+    }
+
+    /// The end of every request, from any front door: the [`Outcome`], and its audit row.
+    async fn finish(
+        &self,
+        op: Option<&'static OpSpec>,
+        sent_type: &str,
+        result: OpResult,
+        params: &Params,
+        ctx: &RequestCtx,
+        audited: Audited<'_>,
+    ) -> Outcome {
         let reply_type = match op.and_then(|o| o.reply_type) {
             Some(fixed) => fixed.to_string(),
-            None => type_name.to_string(),
+            None => sent_type.to_string(),
         };
         let outcome = Outcome { reply_type, result, ok_message: op.map(|o| o.ok_message).unwrap_or("OK"), op };
         self.audit
             .record(AuditRow {
                 at_ms: self.clock.now_ms(),
-                account_id: Some(caller.account_id()),
-                account_name: clip(&caller.account.name),
-                op: clip(op.map(|o| o.name).unwrap_or(type_name)),
+                account_id: audited.account_id,
+                account_name: clip(audited.account_name),
+                op: clip(op.map(|o| o.name).unwrap_or(sent_type)),
                 username: clip(&params.opt_str("username").ok().flatten().unwrap_or_default()),
                 psn: clip(&params.opt_str("psn").ok().flatten().unwrap_or_default()),
                 code: outcome.code(),
                 source: clip(&ctx.source),
-                duration_us: started.elapsed().as_micros() as i64,
-                ..Default::default()
+                duration_us: audited.started.elapsed().as_micros() as i64,
+                ..AuditRow::default()
             })
             .await;
         outcome
@@ -288,6 +283,13 @@ impl Service {
     pub fn now(&self) -> i64 {
         self.clock.now()
     }
+}
+
+/// Who a request was audited for, and since when.
+struct Audited<'a> {
+    account_id: Option<i64>,
+    account_name: &'a str,
+    started: Instant,
 }
 
 /// Audit columns keep at most 128 characters of what the caller sent.
