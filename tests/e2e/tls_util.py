@@ -6,10 +6,8 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import time
 from pathlib import Path
 
-import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -93,17 +91,4 @@ def use_https(server, ca_path: Path, timeout: float = 30.0) -> None:
     server.api_url = server.url + "/AuthServer/REST/U2F/U2FServer.aspx"
     server.soap_url = server.url + "/AuthServerWCFService/SurePassAuthServerWCFService.svc"
     server._http.verify = str(ca_path)
-    deadline = time.monotonic() + timeout
-    last = "no answer yet"
-    while True:
-        assert server.proc.poll() is None, f"server exited with {server.proc.returncode}:\n{server.stderr_text()}"
-        try:
-            r = server._http.get(server.url + "/healthz", timeout=2)
-            if r.status_code == 200:
-                break
-            last = f"HTTP {r.status_code}"
-        except requests.RequestException as e:
-            last = f"{type(e).__name__}: {e}"
-        assert time.monotonic() < deadline, f"GET /healthz over HTTPS did not answer 200 (last: {last})"
-        time.sleep(0.05)
-    server._load_account(deadline=time.monotonic() + 5)
+    server.wait_ready(timeout)
